@@ -1,0 +1,139 @@
+# Postern — top-level, non-recursive Makefile.
+#
+# Layout it discovers by itself (add files, not rules):
+#   src/lib/*.c            -> $(BUILD)/lib/libpostern.a
+#   src/cmd/NAME/*.c       -> $(BUILD)/bin/NAME          (user and admin commands)
+#   src/NAME/*.c           -> $(BUILD)/libexec/postern/NAME   (daemons, incl. master)
+#   tests/unit/test_X.c    -> $(BUILD)/tests/test_X      (unit tests, linked with the library)
+#   tests/fuzz/fuzz_X.c    -> $(BUILD)/fuzz/fuzz_X       (libFuzzer harnesses, clang only)
+#
+# make            build everything into build/
+# make SAN=1      the same with AddressSanitizer + UBSan, into build-san/
+# make test       install missing packages, build, run unit + e2e tests + fuzz corpora
+# make run        install missing packages, build, start a demo instance in ./run/
+# make fuzz       run every fuzz harness for FUZZ_SECONDS (default 60) each
+# make install    PREFIX=/usr/local DESTDIR=
+
+CC       ?= cc
+FUZZ_CC  ?= clang
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+FUZZ_SECONDS ?= 60
+
+ifeq ($(SAN),1)
+BUILD    ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+else
+BUILD    ?= build
+SANFLAGS :=
+endif
+
+OPT      ?= -O2 -g
+WARN     := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wno-unused-parameter
+CPPFLAGS += -Isrc/lib -D_GNU_SOURCE \
+            -DPOSTERN_PREFIX='"$(PREFIX)"'
+ALL_CFLAGS = -std=c17 $(WARN) $(OPT) $(SANFLAGS) $(CFLAGS) -MMD -MP
+LDLIBS   += -lm
+
+.DEFAULT_GOAL := all
+
+LIB_SRC  := $(wildcard src/lib/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_A    := $(BUILD)/lib/libpostern.a
+
+CMD_DIRS    := $(sort $(dir $(wildcard src/cmd/*/*.c)))
+CMD_NAMES   := $(notdir $(patsubst %/,%,$(CMD_DIRS)))
+DAEMON_DIRS := $(filter-out src/lib/ src/cmd/,$(sort $(dir $(wildcard src/*/*.c))))
+DAEMON_NAMES:= $(notdir $(patsubst %/,%,$(DAEMON_DIRS)))
+
+CMD_BINS    := $(CMD_NAMES:%=$(BUILD)/bin/%)
+DAEMON_BINS := $(DAEMON_NAMES:%=$(BUILD)/libexec/postern/%)
+# Multi-call names: mailq and newaliases are the sendmail binary (as in Postfix).
+ALIAS_LINKS := $(if $(filter sendmail,$(CMD_NAMES)),$(BUILD)/bin/mailq $(BUILD)/bin/newaliases)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BINS:= $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS:= $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+
+.PHONY: all deps test run fuzz fuzz-build install clean bench unit e2e
+all: $(CMD_BINS) $(DAEMON_BINS) $(ALIAS_LINKS) $(UNIT_BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIB_A): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+define program_template
+$(1): $$(patsubst %.c,$$(BUILD)/obj/%.o,$$(wildcard $(2)*.c)) $$(LIB_A)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach n,$(CMD_NAMES),$(eval $(call program_template,$(BUILD)/bin/$(n),src/cmd/$(n)/)))
+$(foreach n,$(DAEMON_NAMES),$(eval $(call program_template,$(BUILD)/libexec/postern/$(n),src/$(n)/)))
+
+$(BUILD)/bin/mailq $(BUILD)/bin/newaliases: $(BUILD)/bin/sendmail
+	ln -sf sendmail $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Fuzz harnesses always build with clang's libFuzzer plus ASan/UBSan, from the
+# library sources directly (so they do not depend on how $(BUILD) was built).
+FUZZ_FLAGS := -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+              -Isrc/lib -D_GNU_SOURCE -DPOSTERN_PREFIX='"$(PREFIX)"'
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard src/lib/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+deps:
+	@sh scripts/install-deps.sh
+
+unit: all
+	@BUILD=$(BUILD) sh tests/run-unit.sh
+
+test: deps
+	$(MAKE) all fuzz-build
+	@BUILD=$(abspath $(BUILD)) sh tests/run-all.sh
+
+fuzz: deps
+	$(MAKE) fuzz-build
+	@for f in $(FUZZ_BINS); do \
+	    n=$${f##*/}; c=tests/fuzz/corpus/$${n#fuzz_}; mkdir -p $$c; \
+	    echo "== $$n for $(FUZZ_SECONDS)s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	        -artifact_prefix=$(BUILD)/fuzz/$$n- $$c tests/fuzz/seeds/$${n#fuzz_} || exit 1; \
+	done
+
+run: deps
+	$(MAKE) all
+	@sh scripts/run-demo.sh $(BUILD)
+
+bench: deps
+	$(MAKE) all
+	@sh bench/run.sh $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/libexec/postern $(DESTDIR)$(PREFIX)/share/man/man1 \
+	           $(DESTDIR)$(PREFIX)/share/doc/postern
+	for b in $(CMD_BINS); do install -m 0755 $$b $(DESTDIR)$(PREFIX)/sbin/; done
+	for b in $(DAEMON_BINS); do install -m 0755 $$b $(DESTDIR)$(PREFIX)/libexec/postern/; done
+	if [ -f $(BUILD)/bin/sendmail ]; then \
+	    ln -sf sendmail $(DESTDIR)$(PREFIX)/sbin/mailq; ln -sf sendmail $(DESTDIR)$(PREFIX)/sbin/newaliases; fi
+	if [ -f $(DESTDIR)$(PREFIX)/sbin/postdrop ]; then chmod 2755 $(DESTDIR)$(PREFIX)/sbin/postdrop; fi
+	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/postern/
+	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+.SECONDARY:

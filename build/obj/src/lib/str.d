@@ -1,0 +1,5 @@
+build/obj/src/lib/str.o: src/lib/str.c src/lib/log.h src/lib/mem.h \
+ src/lib/str.h
+src/lib/log.h:
+src/lib/mem.h:
+src/lib/str.h:

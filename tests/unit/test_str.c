@@ -1,0 +1,135 @@
+/*
+ * test_str.c - unit tests for str.c and stream.c.
+ */
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "stream.h"
+#include "str.h"
+#include "unit.h"
+
+TEST(append_and_printf)
+{
+    str_t  *s = str_new(0);
+
+    str_append(s, "ab\0c", 4);
+    CHECK_INTEQ(str_len(s), 4);
+    CHECK(memcmp(str_cstr(s), "ab\0c", 5) == 0);
+    str_printf(s, "%s-%d", "x", 42);
+    CHECK_STREQ(str_cstr(s), "x-42");
+    for (int i = 0; i < 1000; i++)
+        str_append_printf(s, "%04d", i);
+    CHECK_INTEQ(str_len(s), 4 + 4000);
+    CHECK(cstr_has_prefix(str_cstr(s) + 4, "00000001"));
+    str_free(s);
+}
+
+TEST(trim_chomp_lower)
+{
+    str_t  *s = str_new(0);
+
+    str_set_cstr(s, "  Hello World \r\n");
+    str_chomp(s);
+    CHECK_STREQ(str_cstr(s), "  Hello World ");
+    str_trim(s);
+    CHECK_STREQ(str_cstr(s), "Hello World");
+    str_lower(s);
+    CHECK_STREQ(str_cstr(s), "hello world");
+    CHECK(str_eq_cstr(s, "hello world"));
+    CHECK(!str_eq_cstr(s, "hello"));
+    str_free(s);
+}
+
+TEST(parse_numbers_and_bools)
+{
+    static const struct {
+        const char *in;
+        int     rc;
+        long    val;
+    } cases[] = {
+        {"0", 0, 0}, {"42", 0, 42}, {"-7", 0, -7}, {"", -1, 0}, {" 1", -1, 0},
+        {"12x", -1, 0}, {"99999999999999999999999", -1, 0}, {"banana", -1, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        long    v = 0;
+
+        CHECK_INTEQ(cstr_parse_long(cases[i].in, &v), cases[i].rc);
+        if (cases[i].rc == 0)
+            CHECK_INTEQ(v, cases[i].val);
+    }
+    bool    b;
+
+    CHECK(cstr_parse_bool("YES", &b) && b);
+    CHECK(cstr_parse_bool("no", &b) && !b);
+    CHECK(!cstr_parse_bool("maybe", &b));
+}
+
+static stream_t *
+pipe_stream(const char *data, size_t len, int *wfd_out)
+{
+    int     fds[2];
+
+    if (pipe(fds) != 0)
+        abort();
+    if (len)
+        CHECK((size_t) write(fds[1], data, len) == len);
+    if (wfd_out)
+        *wfd_out = fds[1];
+    else
+        close(fds[1]);
+    return stream_open(fds[0]);
+}
+
+TEST(stream_lines)
+{
+    stream_t *st = pipe_stream("one\r\ntwo\nlonglongline\nlast", 27, NULL);
+    str_t  *line = str_new(0);
+
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_OK);
+    CHECK_STREQ(str_cstr(line), "one\r\n");
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_OK);
+    CHECK_STREQ(str_cstr(line), "two\n");
+    CHECK_INTEQ(stream_read_line(st, line, 4), STREAM_TOOLONG);
+    CHECK_STREQ(str_cstr(line), "long");
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_OK);
+    CHECK_STREQ(str_cstr(line), "longline\n");
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_OK);
+    CHECK_STREQ(str_cstr(line), "last");
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_EOF);
+    str_free(line);
+    stream_close(st);
+}
+
+TEST(stream_timeout)
+{
+    int     wfd;
+    stream_t *st = pipe_stream("", 0, &wfd);
+    str_t  *line = str_new(0);
+
+    stream_set_timeout(st, 1);
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_TIMEOUT);
+    /* Errors are sticky. */
+    CHECK_INTEQ(stream_getc(st), STREAM_TIMEOUT);
+    close(wfd);
+    str_free(line);
+    stream_close(st);
+}
+
+TEST(stream_exact_and_write)
+{
+    int     fds[2];
+    char    buf[8];
+
+    CHECK(pipe(fds) == 0);
+    stream_t *w = stream_open(fds[1]);
+    stream_t *r = stream_open(fds[0]);
+
+    CHECK_INTEQ(stream_printf(w, "%s=%d;", "abc", 12345), STREAM_OK);
+    CHECK_INTEQ(stream_close(w), 0);
+    CHECK_INTEQ(stream_read_exact(r, buf, 4), STREAM_OK);
+    CHECK(memcmp(buf, "abc=", 4) == 0);
+    CHECK_INTEQ(stream_getc(r), '1');
+    CHECK_INTEQ(stream_pending(r), 5);
+    CHECK_INTEQ(stream_read_exact(r, buf, 8), STREAM_EOF);
+    stream_close(r);
+}
