@@ -57,7 +57,7 @@ UNIT_BINS:= $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS:= $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps test run fuzz fuzz-build install clean bench unit e2e
+.PHONY: all deps test run fuzz fuzz-build install clean bench unit e2e docs
 all: $(CMD_BINS) $(DAEMON_BINS) $(ALIAS_LINKS) $(UNIT_BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -131,6 +131,10 @@ install: all
 	if [ -f $(DESTDIR)$(PREFIX)/sbin/postdrop ]; then chmod 2755 $(DESTDIR)$(PREFIX)/sbin/postdrop; fi
 	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/postern/
 	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+# docs/parameters.md is generated from the parameter table (a test checks it).
+docs: all
+	$(BUILD)/bin/postern conf --markdown > docs/parameters.md
 
 clean:
 	rm -rf build build-san

@@ -118,6 +118,9 @@ write_all(int fd, const char *buf, size_t len)
     }
 }
 
+static void log_emit(int priority, const char *prefix, const char *fmt, va_list ap, int err)
+    __attribute__((format(printf, 3, 0)));
+
 static void
 log_emit(int priority, const char *prefix, const char *fmt, va_list ap, int err)
 {

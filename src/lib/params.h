@@ -9,7 +9,7 @@
  *
  * Defaults are text, expanded like main.cf values ("$myhostname"). A default
  * that must be computed at run time (the host name, the daemon directory) has
- * def == NULL and a def_fn.
+ * def == NULL and a def_fn; its result is used as is (not expanded again).
  */
 #ifndef POSTERN_PARAMS_H
 #define POSTERN_PARAMS_H

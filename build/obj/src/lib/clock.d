@@ -1,2 +1,0 @@
-build/obj/src/lib/clock.o: src/lib/clock.c src/lib/clock.h
-src/lib/clock.h:

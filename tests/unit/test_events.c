@@ -1,0 +1,91 @@
+/*
+ * test_events.c - unit tests for the event loop (events.c).
+ */
+#include <signal.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "events.h"
+#include "unit.h"
+
+static int fired[8];
+
+static void
+timer_cb(void *ctx)
+{
+    fired[(long) ctx]++;
+}
+
+TEST(timers_fire_in_time_and_cancel)
+{
+    event_loop_t *loop = event_loop_new();
+    int64_t start = clock_mono_ms();
+
+    memset(fired, 0, sizeof(fired));
+    event_timer_add(loop, 50, timer_cb, (void *) 1L);
+    uint64_t id = event_timer_add(loop, 60, timer_cb, (void *) 2L);
+
+    event_timer_add(loop, 0, timer_cb, (void *) 3L);
+    event_timer_cancel(loop, id);
+    while (fired[1] == 0 && clock_mono_ms() - start < 2000)
+        event_loop_run_once(loop, 1000);
+    CHECK_INTEQ(fired[1], 1);
+    CHECK_INTEQ(fired[2], 0);
+    CHECK_INTEQ(fired[3], 1);
+    CHECK(clock_mono_ms() - start >= 50);
+    event_loop_free(loop);
+}
+
+static int read_events;
+
+static void
+fd_cb(int fd, int events, void *ctx)
+{
+    char    buf[16];
+
+    read_events++;
+    if (read(fd, buf, sizeof(buf)) <= 0)
+        event_fd_del(ctx, fd);
+}
+
+TEST(fd_readiness_and_removal)
+{
+    event_loop_t *loop = event_loop_new();
+    int     p[2];
+
+    CHECK(pipe(p) == 0);
+    event_fd_add(loop, p[0], EVENT_READ, fd_cb, loop);
+    CHECK(event_fd_watched(loop, p[0]));
+    event_loop_run_once(loop, 10);
+    CHECK_INTEQ(read_events, 0);
+    CHECK(write(p[1], "x", 1) == 1);
+    event_loop_run_once(loop, 1000);
+    CHECK_INTEQ(read_events, 1);
+    close(p[1]);                    /* EOF: the callback removes the fd */
+    event_loop_run_once(loop, 1000);
+    CHECK_INTEQ(read_events, 2);
+    CHECK(!event_fd_watched(loop, p[0]));
+    close(p[0]);
+    event_loop_free(loop);
+}
+
+static int got_signal;
+
+static void
+sig_cb(int signo, void *ctx)
+{
+    got_signal = signo;
+}
+
+TEST(signals_arrive_in_the_loop)
+{
+    event_loop_t *loop = event_loop_new();
+
+    event_signal(loop, SIGUSR1, sig_cb, NULL);
+    CHECK(kill(getpid(), SIGUSR1) == 0);
+    for (int i = 0; i < 10 && got_signal == 0; i++)
+        event_loop_run_once(loop, 100);
+    CHECK_INTEQ(got_signal, SIGUSR1);
+    signal(SIGUSR1, SIG_DFL);
+    event_loop_free(loop);
+}
