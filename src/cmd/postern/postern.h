@@ -1,0 +1,27 @@
+/*
+ * postern.h - the "postern" administration command (internal interfaces).
+ *
+ * postern.c          option parsing and dispatch
+ * postern_init.c     "init": create an instance
+ * postern_control.c  "start", "start-fg", "stop", "reload", "status", "check"
+ * postern_conf.c     "conf": print and edit main.cf parameters
+ */
+#ifndef POSTERN_CMD_POSTERN_H
+#define POSTERN_CMD_POSTERN_H
+
+#include <stdbool.h>
+
+/* Exit codes of the command. */
+#define POSTERN_EXIT_OK      0
+#define POSTERN_EXIT_FAIL    1      /* the requested action failed / not running */
+#define POSTERN_EXIT_USAGE   2
+
+int     postern_init(int argc, char **argv);
+int     postern_start(const char *dir, bool foreground);
+int     postern_stop(const char *dir);
+int     postern_reload(const char *dir);
+int     postern_status(const char *dir);
+int     postern_check(const char *dir);
+int     postern_conf(const char *dir, int argc, char **argv);
+
+#endif

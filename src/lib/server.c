@@ -1,0 +1,381 @@
+/*
+ * server.c - daemon skeletons; see server.h.
+ *
+ * SECURITY: this is where every daemon gives up root. Nothing here reads
+ * client data; the drop happens before the first accept().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+#include "master_proto.h"
+#include "mem.h"
+#include "server.h"
+#include "str.h"
+
+static const char *srv_service = "";
+static const char *srv_type = "";
+static int srv_nlisten;
+static int srv_listen_fds[MASTER_MAX_LISTEN];
+static bool srv_exit_requested;
+static bool srv_master_gone;
+static event_loop_t *srv_loop;
+static const struct server_ops *srv_ops;
+static config_t *srv_cfg;
+static long srv_max_idle;
+static long srv_max_use;
+static long srv_uses;
+static int srv_clients;
+
+const char *
+server_service_name(void)
+{
+    return srv_service;
+}
+
+const char *
+server_service_type(void)
+{
+    return srv_type;
+}
+
+event_loop_t *
+server_loop(void)
+{
+    return srv_loop;
+}
+
+void
+server_request_exit(void)
+{
+    srv_exit_requested = true;
+}
+
+static _Noreturn void
+server_exit(int status)
+{
+    if (srv_ops && srv_ops->pre_exit)
+        srv_ops->pre_exit();
+    exit(status);
+}
+
+/* Tell master whether this process is waiting for a client. */
+static void
+report(enum master_avail avail)
+{
+    struct master_status st = {.pid = (int32_t) getpid(), .avail = avail};
+
+    if (fd_write_all(MASTER_STATUS_FD, &st, sizeof(st)) != (ssize_t) sizeof(st)) {
+        /* master is gone: finish quietly, as Postfix daemons do */
+        server_exit(0);
+    }
+}
+
+void
+server_drop_privileges(const char *user, const char *chroot_dir)
+{
+    struct passwd *pw;
+
+    errno = 0;
+    if ((pw = getpwnam(user)) == NULL)
+        log_fatal("mail_owner account \"%s\" does not exist%s%s", user,
+                  errno ? ": " : "", errno ? strerror(errno) : "");
+    if (pw->pw_uid == 0)
+        log_fatal("mail_owner \"%s\" must not be the super-user", user);
+    uid_t   uid = pw->pw_uid;
+    gid_t   gid = pw->pw_gid;
+
+    if (chroot_dir) {
+        if (chroot(chroot_dir) != 0)
+            log_fatal_errno("chroot(%s)", chroot_dir);
+        if (chdir("/") != 0)
+            log_fatal_errno("chdir(/) in chroot");
+    }
+    if (setgroups(1, &gid) != 0)
+        log_fatal_errno("setgroups");
+    if (setgid(gid) != 0)
+        log_fatal_errno("setgid(%ld)", (long) gid);
+    if (setuid(uid) != 0)
+        log_fatal_errno("setuid(%ld)", (long) uid);
+    if (setuid(0) == 0 || geteuid() == 0)
+        log_panic("privileges could be regained after dropping them");
+}
+
+static void
+usage(const char *prog)
+{
+    log_fatal("usage: %s -c config_dir -n service -t type -s sockets [-P] [-R] [-o name=value]... "
+              "(this program is started by the Postern master, not by hand)", prog);
+}
+
+/*
+ * Steps 1-5 of server.h. Returns the index of the first argument that is
+ * the daemon's own (master.cf arguments after the options).
+ */
+static int
+server_init(int argc, char **argv, const struct server_ops *ops)
+{
+    const char *config_dir = NULL;
+    bool    privileged = false, do_chroot = false;
+    str_t  *path = str_new(0);
+    diag_list_t diags;
+    int     ch;
+    struct {
+        char   *name, *value;
+    }      *over = NULL;
+    size_t  nover = 0, over_cap = 0;
+
+    srv_ops = ops;
+    log_init(ops->name);
+    log_set_stderr(true, false);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGINT, SIG_IGN);        /* master stops us; ^C on its terminal must not */
+
+    opterr = 0;
+    while ((ch = getopt(argc, argv, "+c:n:t:s:PRo:")) != -1) {
+        switch (ch) {
+        case 'c':
+            config_dir = optarg;
+            break;
+        case 'n':
+            srv_service = optarg;
+            break;
+        case 't':
+            srv_type = optarg;
+            break;
+        case 's': {
+                long    n;
+
+                if (cstr_parse_long(optarg, &n) != 0 || n < 0 || n > MASTER_MAX_LISTEN)
+                    usage(argv[0]);
+                srv_nlisten = (int) n;
+                break;
+            }
+        case 'P':
+            privileged = true;
+            break;
+        case 'R':
+            do_chroot = true;
+            break;
+        case 'o': {
+                char   *eq = strchr(optarg, '=');
+
+                if (eq == NULL)
+                    log_fatal("bad -o argument \"%s\": need name=value", optarg);
+                over = mem_grow_array(over, &over_cap, nover + 1, sizeof(*over));
+                over[nover].name = mem_strndup(optarg, (size_t) (eq - optarg));
+                over[nover].value = mem_strdup(eq + 1);
+                nover++;
+                break;
+            }
+        default:
+            usage(argv[0]);
+        }
+    }
+    if (config_dir == NULL || *srv_service == 0 || *srv_type == 0)
+        usage(argv[0]);
+    if (fcntl(MASTER_STATUS_FD, F_GETFD) < 0 || fcntl(MASTER_WATCH_FD, F_GETFD) < 0)
+        log_fatal("no master status or watch descriptor: this program must be started by master");
+    for (int i = 0; i < srv_nlisten; i++) {
+        srv_listen_fds[i] = MASTER_LISTEN_FD + i;
+        if (fcntl(srv_listen_fds[i], F_GETFD) < 0)
+            log_fatal("listening descriptor %d missing", srv_listen_fds[i]);
+        fcntl(srv_listen_fds[i], F_SETFD, FD_CLOEXEC);
+    }
+    fcntl(MASTER_STATUS_FD, F_SETFD, FD_CLOEXEC);
+    fcntl(MASTER_WATCH_FD, F_SETFD, FD_CLOEXEC);
+
+    /* Configuration: main.cf, then master.cf -o overrides. */
+    srv_cfg = config_new();
+    diag_init(&diags);
+    config_set(srv_cfg, "config_directory", config_dir);
+    str_printf(path, "%s/main.cf", config_dir);
+    if (config_read_file(srv_cfg, str_cstr(path), &diags) != 0) {
+        diag_log(&diags);
+        log_fatal("cannot read %s", str_cstr(path));
+    }
+    for (size_t i = 0; i < nover; i++) {
+        config_set(srv_cfg, over[i].name, over[i].value);
+        mem_free(over[i].name);
+        mem_free(over[i].value);
+    }
+    mem_free(over);
+    if (config_validate(srv_cfg, NULL, &diags) > 0) {
+        diag_log(&diags);
+        log_fatal("%s: configuration errors, see above", str_cstr(path));
+    }
+    diag_free(&diags);
+    str_free(path);
+
+    log_configure(config_str(srv_cfg, "syslog_name"), config_str(srv_cfg, "maillog_file"),
+                  config_str(srv_cfg, "myhostname"));
+    if (getenv("POSTERN_LOG_STDERR"))
+        log_set_stderr(true, true);
+    srv_max_idle = config_time(srv_cfg, "max_idle");
+    srv_max_use = config_int(srv_cfg, "max_use");
+
+    if (ops->pre_init)
+        ops->pre_init(srv_cfg, argc - optind, argv + optind);
+    if (geteuid() == 0 && !privileged)
+        server_drop_privileges(config_str(srv_cfg, "mail_owner"),
+                               do_chroot ? config_str(srv_cfg, "queue_directory") : NULL);
+    else if (do_chroot && geteuid() == 0) {
+        if (chroot(config_str(srv_cfg, "queue_directory")) != 0 || chdir("/") != 0)
+            log_fatal_errno("chroot(%s)", config_str(srv_cfg, "queue_directory"));
+    }
+    if (ops->post_init)
+        ops->post_init(srv_cfg);
+    return optind;
+}
+
+/* True when master's watch pipe says we should stop taking new clients. */
+static bool
+master_gone(void)
+{
+    struct pollfd p = {.fd = MASTER_WATCH_FD, .events = POLLIN};
+
+    if (srv_master_gone)
+        return true;
+    if (poll(&p, 1, 0) > 0)
+        srv_master_gone = true;
+    return srv_master_gone;
+}
+
+void
+single_server_main(int argc, char **argv, const struct server_ops *ops)
+{
+    struct pollfd pfds[MASTER_MAX_LISTEN + 1];
+
+    server_init(argc, argv, ops);
+    if (ops->service == NULL)
+        log_panic("single_server_main: no service callback");
+    if (srv_nlisten == 0)
+        log_fatal("no listening socket: check the master.cf type of service %s", srv_service);
+
+    for (;;) {
+        int     n;
+
+        if (srv_exit_requested || master_gone() || (srv_max_use > 0 && srv_uses >= srv_max_use))
+            server_exit(0);
+        pfds[0] = (struct pollfd) {.fd = MASTER_WATCH_FD, .events = POLLIN};
+        for (int i = 0; i < srv_nlisten; i++)
+            pfds[i + 1] = (struct pollfd) {.fd = srv_listen_fds[i], .events = POLLIN};
+        n = poll(pfds, (nfds_t) srv_nlisten + 1, (int) (srv_max_idle * 1000));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            log_fatal_errno("poll");
+        }
+        if (n == 0)
+            server_exit(0);         /* idle for max_idle */
+        if (pfds[0].revents) {
+            srv_master_gone = true;
+            continue;
+        }
+        for (int i = 0; i < srv_nlisten; i++) {
+            if (!pfds[i + 1].revents)
+                continue;
+            int     fd = accept4(srv_listen_fds[i], NULL, NULL, SOCK_CLOEXEC);
+
+            if (fd < 0) {
+                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
+                    && errno != ECONNABORTED)
+                    log_warn_errno("accept");
+                continue;           /* another process took it */
+            }
+            report(MASTER_STAT_TAKEN);
+            srv_uses++;
+            stream_t *st = stream_open(fd);
+            long    watchdog = config_time(srv_cfg, "daemon_timeout");
+
+            alarm(watchdog > 0 && watchdog < 100000000 ? (unsigned) watchdog : 0);
+            ops->service(st, srv_cfg);
+            alarm(0);
+            stream_close(st);
+            report(MASTER_STAT_AVAIL);
+            break;
+        }
+    }
+}
+
+/* Event server state: listeners are watched while we may take clients. */
+static int64_t srv_idle_since;
+
+static void
+event_accept(int lfd, int events, void *ctx)
+{
+    int     fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+            log_warn_errno("accept");
+        return;
+    }
+    if (srv_clients++ == 0)
+        report(MASTER_STAT_TAKEN);
+    srv_uses++;
+    if (srv_max_use > 0 && srv_uses >= srv_max_use) {
+        for (int i = 0; i < srv_nlisten; i++)
+            event_fd_del(srv_loop, srv_listen_fds[i]);
+    }
+    srv_ops->accept(fd, srv_cfg);
+}
+
+void
+server_client_done(void)
+{
+    if (srv_clients > 0 && --srv_clients == 0) {
+        report(MASTER_STAT_AVAIL);
+        srv_idle_since = clock_mono_ms();
+    }
+}
+
+static void
+event_watch(int fd, int events, void *ctx)
+{
+    srv_master_gone = true;
+    event_fd_del(srv_loop, MASTER_WATCH_FD);
+    for (int i = 0; i < srv_nlisten; i++)
+        event_fd_del(srv_loop, srv_listen_fds[i]);
+}
+
+static void
+event_sigterm(int signo, void *ctx)
+{
+    server_exit(0);                 /* runs pre_exit, e.g. anvil's statistics */
+}
+
+void
+event_server_main(int argc, char **argv, const struct server_ops *ops)
+{
+    if (ops->accept == NULL)
+        log_panic("event_server_main: no accept callback");
+    srv_loop = event_loop_new();    /* before post_init, which may add timers */
+    server_init(argc, argv, ops);
+    event_signal(srv_loop, SIGTERM, event_sigterm, NULL);
+    event_fd_add(srv_loop, MASTER_WATCH_FD, EVENT_READ, event_watch, NULL);
+    for (int i = 0; i < srv_nlisten; i++)
+        event_fd_add(srv_loop, srv_listen_fds[i], EVENT_READ, event_accept, NULL);
+    srv_idle_since = clock_mono_ms();
+    for (;;) {
+        event_loop_run_once(srv_loop, 1000);
+        if (srv_clients > 0)
+            continue;
+        if (srv_exit_requested || srv_master_gone
+            || (srv_max_use > 0 && srv_uses >= srv_max_use)
+            || clock_mono_ms() - srv_idle_since >= srv_max_idle * 1000)
+            server_exit(0);
+    }
+}

@@ -1,0 +1,66 @@
+/*
+ * server.h - the skeletons every daemon's main() stands on.
+ *
+ * A daemon fills a struct server_ops and calls one skeleton; the skeleton does
+ * everything that is the same for all daemons, in this order:
+ *   1. parse master's arguments (see master_proto.h) and refuse to run
+ *      without master;
+ *   2. read main.cf from the config directory, apply "-o" overrides,
+ *      validate (a bad configuration is fatal), set up logging;
+ *   3. ops->pre_init (still privileged: open what needs root);
+ *   4. drop privileges to mail_owner when started as root (unless master.cf
+ *      says unpriv = n), after an optional chroot to queue_directory; a
+ *      mail_owner that is root or missing is fatal;
+ *   5. ops->post_init;
+ *   6. serve clients until max_use clients were served, max_idle seconds
+ *      passed without a client, or master went away / reloaded.
+ * No client byte is read before step 4.
+ *
+ * single_server_main: one client at a time, plain blocking I/O with
+ *   ops->service(stream) per connection; master is told "taken"/"available"
+ *   around each client so it can start more processes under load.
+ * event_server_main: many clients in one process on an event loop; the
+ *   daemon gets each new connection through ops->accept and calls
+ *   server_client_done() when it closes one.
+ */
+#ifndef POSTERN_SERVER_H
+#define POSTERN_SERVER_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "events.h"
+#include "stream.h"
+
+struct server_ops {
+    const char *name;           /* program name for logging, e.g. "smtpd" */
+    void    (*pre_init)(config_t *cfg, int argc, char **argv);  /* optional */
+    void    (*post_init)(config_t *cfg);                        /* optional */
+    /* single server: serve one client; the skeleton closes the stream. */
+    void    (*service)(stream_t *client, config_t *cfg);
+    /* event server: a new non-blocking client connection. */
+    void    (*accept)(int fd, config_t *cfg);
+    void    (*pre_exit)(void);                                   /* optional */
+};
+
+/* The service name (master.cf first field) and type of this process. */
+const char *server_service_name(void);
+const char *server_service_type(void);
+/* The event loop of an event server (NULL in a single server); exists from post_init on. */
+event_loop_t *server_loop(void);
+/* Event servers: a client connection was closed. */
+void    server_client_done(void);
+/* Ask the skeleton to exit once the current client(s) are done. */
+void    server_request_exit(void);
+
+_Noreturn void single_server_main(int argc, char **argv, const struct server_ops *ops);
+_Noreturn void event_server_main(int argc, char **argv, const struct server_ops *ops);
+
+/*
+ * Privilege drop shared with other programs: chroot to "root" when not
+ * NULL, then setgid/setgroups/setuid to the named user. Fatal on failure;
+ * verifies afterwards that root cannot be regained.
+ */
+void    server_drop_privileges(const char *user, const char *chroot_dir);
+
+#endif

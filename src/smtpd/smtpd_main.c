@@ -1,0 +1,279 @@
+/*
+ * smtpd_main.c - the Postern SMTP server: sessions and the command loop.
+ *
+ * SECURITY: runs as mail_owner (the skeleton dropped root before the first
+ * accept), optionally chrooted. Everything the client sends is untrusted:
+ * lines are bounded by line_length_limit, NUL bytes and bare <LF> line
+ * endings are refused, every read and write has the smtpd_timeout deadline,
+ * and the soft/hard error limits end abusive sessions.
+ *
+ * This is the session layer: greeting, EHLO/HELO, NOOP, RSET, VRFY, HELP,
+ * QUIT, limits and logging. Mail transactions come with the queue (cleanup).
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mem.h"
+#include "server.h"
+#include "smtpd.h"
+
+void
+smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
+{
+    va_list ap;
+    str_t  *text = str_new(128);
+
+    va_start(ap, fmt);
+    str_append_vprintf(text, fmt, ap);
+    va_end(ap);
+    /* Multi-line: "250-first\n250-second\n250 last" is written with CRLF. */
+    for (const char *p = str_cstr(text); *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t  n = nl ? (size_t) (nl - p) : strlen(p);
+
+        stream_write(s->client, p, n);
+        stream_write(s->client, "\r\n", 2);
+        p += n + (nl != NULL);
+    }
+    str_free(text);
+    if (stream_pending(s->client) == 0)    /* pipelining: flush only when input is drained */
+        stream_flush(s->client);
+}
+
+/* Bounded copy that truncates silently (names and addresses fit by design). */
+static void
+copy_text(char *dst, size_t size, const char *src)
+{
+    size_t  n = strnlen(src, size - 1);
+
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+/* Find the client's address and a verified name ("unknown" when none). */
+static void
+identify_client(struct smtpd_session *s)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char    host[NI_MAXHOST], serv[NI_MAXSERV];
+
+    snprintf(s->addr, sizeof(s->addr), "unknown");
+    snprintf(s->name, sizeof(s->name), "unknown");
+    if (getpeername(stream_fd(s->client), (struct sockaddr *) &ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_UNIX) {
+        snprintf(s->addr, sizeof(s->addr), "127.0.0.1");
+        snprintf(s->name, sizeof(s->name), "localhost");
+        return;
+    }
+    if (getnameinfo((struct sockaddr *) &ss, len, host, sizeof(host), serv, sizeof(serv),
+                    NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+        /* IPv4-mapped IPv6 is logged as plain IPv4, as Postfix does. */
+        long    port = 0;
+
+        copy_text(s->addr, sizeof(s->addr),
+                  strncmp(host, "::ffff:", 7) == 0 && strchr(host, '.') ? host + 7 : host);
+        if (cstr_parse_long(serv, &port) == 0)
+            s->port = (int) port;
+    }
+    /* Reverse name, accepted only when it resolves back to the address. */
+    if (getnameinfo((struct sockaddr *) &ss, len, host, sizeof(host), NULL, 0, NI_NAMEREQD) == 0) {
+        struct addrinfo hints = {.ai_family = ss.ss_family, .ai_socktype = SOCK_STREAM};
+        struct addrinfo *res;
+
+        if (getaddrinfo(host, NULL, &hints, &res) == 0) {
+            for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+                char    back[NI_MAXHOST];
+
+                if (getnameinfo(ai->ai_addr, ai->ai_addrlen, back, sizeof(back), NULL, 0,
+                                NI_NUMERICHOST) == 0
+                    && getnameinfo((struct sockaddr *) &ss, len, serv, sizeof(serv), NULL, 0,
+                                   NI_NUMERICHOST) == 0
+                    && strcmp(back, serv) == 0) {
+                    copy_text(s->name, sizeof(s->name), host);
+                    break;
+                }
+            }
+            freeaddrinfo(res);
+        }
+    }
+}
+
+static struct smtpd_counter *
+counter_for(struct smtpd_session *s, const char *name)
+{
+    for (size_t i = 0; i < s->ncounters; i++)
+        if (strcmp(s->counters[i].name, name) == 0)
+            return &s->counters[i];
+    size_t  cap = s->ncounters;
+
+    s->counters = mem_grow_array(s->counters, &cap, s->ncounters + 1, sizeof(*s->counters));
+    s->counters[s->ncounters] = (struct smtpd_counter) {.name = name};
+    return &s->counters[s->ncounters++];
+}
+
+/* "disconnect from name[addr] ehlo=1 mail=0/1 quit=1 commands=2/3" */
+static void
+log_disconnect(struct smtpd_session *s)
+{
+    str_t  *line = str_new(128);
+    int     total = 0, ok = 0;
+
+    for (size_t i = 0; i < s->ncounters; i++) {
+        struct smtpd_counter *c = &s->counters[i];
+
+        if (c->ok == c->total)
+            str_append_printf(line, " %s=%d", c->name, c->ok);
+        else
+            str_append_printf(line, " %s=%d/%d", c->name, c->ok, c->total);
+        total += c->total;
+        ok += c->ok;
+    }
+    if (ok == total)
+        str_append_printf(line, " commands=%d", ok);
+    else
+        str_append_printf(line, " commands=%d/%d", ok, total);
+    log_info("disconnect from %s[%s]%s", s->name, s->addr, str_cstr(line));
+    str_free(line);
+}
+
+/* Count an error; true when the session must end (hard limit). */
+static bool
+too_many_errors(struct smtpd_session *s)
+{
+    s->errors++;
+    if (s->errors >= config_int(s->cfg, "smtpd_hard_error_limit")) {
+        log_warn("hard error limit exceeded for %s[%s]", s->name, s->addr);
+        smtpd_reply(s, "421 4.7.0 %s Error: too many errors", config_str(s->cfg, "myhostname"));
+        return true;
+    }
+    return false;
+}
+
+/* Read one command; returns false when the session is over. */
+static bool
+read_command(struct smtpd_session *s)
+{
+    size_t  limit = (size_t) config_int(s->cfg, "line_length_limit");
+    int     rc;
+
+  again:
+    rc = stream_read_line(s->client, s->line, limit);
+    if (rc == STREAM_TOOLONG) {
+        /* Discard the rest of the line, bounded by the same deadline. */
+        str_t  *rest = str_new(0);
+
+        while ((rc = stream_read_line(s->client, rest, limit)) == STREAM_TOOLONG)
+            ;
+        str_free(rest);
+        if (rc != STREAM_OK)
+            goto lost;
+        smtpd_reply(s, "500 5.5.2 Error: line too long");
+        if (too_many_errors(s))
+            return false;
+        goto again;                 /* the error limits bound this loop */
+    }
+    if (rc != STREAM_OK)
+        goto lost;
+    if (str_len(s->line) == 0 || s->line->data[str_len(s->line) - 1] != '\n'
+        || str_len(s->line) < 2 || s->line->data[str_len(s->line) - 2] != '\r') {
+        if (str_len(s->line) > 0 && s->line->data[str_len(s->line) - 1] == '\n'
+            && config_bool(s->cfg, "smtpd_forbid_bare_newline")) {
+            log_info("disconnect: bare <LF> received from %s[%s]", s->name, s->addr);
+            smtpd_reply(s, "521 5.5.2 %s Error: bare <LF> received",
+                        config_str(s->cfg, "myhostname"));
+            return false;
+        }
+        if (str_len(s->line) == 0 || s->line->data[str_len(s->line) - 1] != '\n')
+            goto lost;              /* input ended in the middle of a line */
+    }
+    str_chomp(s->line);
+    return true;
+  lost:
+    if (rc == STREAM_TIMEOUT) {
+        log_info("timeout after %s from %s[%s]", s->ncounters ? "command" : "CONNECT", s->name,
+                 s->addr);
+        smtpd_reply(s, "421 4.4.2 %s Error: timeout exceeded", config_str(s->cfg, "myhostname"));
+    } else {
+        log_info("lost connection after %s from %s[%s]",
+                 s->ncounters ? s->counters[s->ncounters - 1].name : "CONNECT", s->name, s->addr);
+    }
+    return false;
+}
+
+/* Split the verb off, find its handler, run it, count the result. */
+static void
+dispatch(struct smtpd_session *s)
+{
+    const char *line = str_cstr(s->line);
+    size_t  vlen = strcspn(line, " ");
+    const char *args = line + vlen;
+    const struct smtpd_command *cmd;
+
+    while (*args == ' ')
+        args++;
+    if (memchr(line, 0, str_len(s->line)) != NULL) {
+        smtpd_reply(s, "500 5.5.2 Error: NUL character in command");
+        s->quit = too_many_errors(s);
+        return;
+    }
+    for (cmd = smtpd_commands; cmd->verb; cmd++)
+        if (strlen(cmd->verb) == vlen && strncasecmp(cmd->verb, line, vlen) == 0)
+            break;
+    if (cmd->verb == NULL) {
+        struct smtpd_counter *c = counter_for(s, "unknown");
+
+        c->total++;
+        smtpd_reply(s, "502 5.5.2 Error: command not recognized");
+        s->quit = too_many_errors(s);
+        return;
+    }
+    struct smtpd_counter *c = counter_for(s, cmd->verb);
+
+    c->total++;
+    if (cmd->fn(s, args))
+        c->ok++;
+    else if (!s->quit)
+        s->quit = too_many_errors(s);
+}
+
+static void
+smtpd_service(stream_t *client, config_t *cfg)
+{
+    struct smtpd_session s = {.client = client, .cfg = cfg};
+
+    stream_set_timeout(client, (int) config_time(cfg, "smtpd_timeout"));
+    s.line = str_new(512);
+    identify_client(&s);
+    log_info("connect from %s[%s]", s.name, s.addr);
+    smtpd_reply(&s, "220 %s", config_str(cfg, "smtpd_banner"));
+    while (!s.quit && stream_status(client) == STREAM_OK && read_command(&s)) {
+        dispatch(&s);
+        if (!s.quit && s.errors >= config_int(cfg, "smtpd_soft_error_limit"))
+            sleep(1);               /* tarpit: slow down a client that keeps failing */
+    }
+    stream_flush(client);
+    log_disconnect(&s);
+    mem_free(s.helo);
+    mem_free(s.counters);
+    str_free(s.line);
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct server_ops ops = {
+        .name = "smtpd",
+        .service = smtpd_service,
+    };
+
+    single_server_main(argc, argv, &ops);
+}

@@ -1,0 +1,100 @@
+"""smtpd session layer: greeting, EHLO, limits, logging."""
+import re
+import smtplib
+
+from conftest import read_reply
+
+
+def test_ehlo_and_logging(instance):
+    with instance.smtp() as c:
+        code, msg = c.ehlo("client.example")
+        assert code == 250
+        assert c.has_extn("pipelining") and c.has_extn("enhancedstatuscodes")
+        assert c.noop()[0] == 250
+        assert c.rset()[0] == 250
+    instance.wait_log(r"postern/smtpd\[\d+\]: disconnect from localhost\[127\.0\.0\.1\] "
+                      r"ehlo=1 noop=1 rset=1 quit=1 commands=4$")
+    assert re.search(r"postern/smtpd\[\d+\]: connect from localhost\[127\.0\.0\.1\]$",
+                     instance.log(), re.M)
+
+
+def test_unknown_and_out_of_order_commands(instance):
+    s = instance.raw()
+    assert read_reply(s).startswith("220")
+    s.sendall(b"FROB\r\n")
+    assert read_reply(s).startswith("502 5.5.2")
+    s.sendall(b"MAIL FROM:<a@example.com>\r\n")
+    assert read_reply(s).startswith("503 5.5.1")
+    s.sendall(b"HELO\r\n")
+    assert read_reply(s).startswith("501 5.5.4")
+    s.sendall(b"QUIT\r\n")
+    assert read_reply(s).startswith("221")
+    s.close()
+
+
+def test_mail_is_refused_temporarily_until_the_queue_exists(instance):
+    with instance.smtp() as c:
+        c.ehlo("client.example")
+        code, msg = c.mail("a@example.com")
+        assert code == 451 and msg.startswith(b"4.3.2")
+
+
+def test_bare_lf_command_is_refused(instance):
+    s = instance.raw()
+    assert read_reply(s).startswith("220")
+    s.sendall(b"EHLO x.example\n")
+    assert read_reply(s).startswith("521 5.5.2")
+    assert s.recv(100) == b""
+    s.close()
+
+
+def test_nul_and_long_line(instance):
+    s = instance.raw()
+    assert read_reply(s).startswith("220")
+    s.sendall(b"NOOP \0x\r\n")
+    assert read_reply(s).startswith("500 5.5.2")
+    s.sendall(b"NOOP " + b"x" * 5000 + b"\r\n")
+    assert read_reply(s).startswith("500 5.5.2")
+    s.sendall(b"NOOP\r\n")
+    assert read_reply(s).startswith("250")
+    s.close()
+
+
+def test_hard_error_limit(new_instance):
+    inst = new_instance(options=["smtpd_hard_error_limit=3", "smtpd_soft_error_limit=100"])
+    inst.start()
+    s = inst.raw()
+    assert read_reply(s).startswith("220")
+    for _ in range(2):
+        s.sendall(b"FROB\r\n")
+        assert read_reply(s).startswith("502")
+    s.sendall(b"FROB\r\n")
+    # The third error still gets its own reply, then the 421 and the close.
+    rest = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        rest += chunk
+    assert rest.startswith(b"502 ")
+    assert b"\r\n421 4.7.0 " in rest
+    s.close()
+
+
+def test_vrfy_disabled(new_instance):
+    inst = new_instance(options=["disable_vrfy_command=yes"])
+    inst.start()
+    with inst.smtp() as c:
+        code, _ = c.verify("bob")
+        assert code == 502
+
+
+def test_swaks_client(instance):
+    import shutil
+    import subprocess
+    swaks = shutil.which("swaks")
+    assert swaks, "swaks is installed by scripts/install-deps.sh"
+    r = subprocess.run([swaks, "--server", f"127.0.0.1:{instance.port}", "--quit-after", "EHLO",
+                        "--ehlo", "swaks.example"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "250-PIPELINING" in r.stdout
