@@ -34,7 +34,7 @@ WARN     := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmiss
 CPPFLAGS += -Isrc/lib -D_GNU_SOURCE \
             -DPOSTERN_PREFIX='"$(PREFIX)"'
 ALL_CFLAGS = -std=c17 $(WARN) $(OPT) $(SANFLAGS) $(CFLAGS) -MMD -MP
-LDLIBS   += -lm
+LDLIBS   += -llmdb -lpcre2-8 -lm
 
 .DEFAULT_GOAL := all
 
@@ -86,11 +86,22 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_A)
 
 # Fuzz harnesses always build with clang's libFuzzer plus ASan/UBSan, from the
 # library sources directly (so they do not depend on how $(BUILD) was built).
-FUZZ_FLAGS := -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+# The library is compiled once for all harnesses (instrumented, not linked
+# with libFuzzer's main), each harness then links against that archive.
+FUZZ_BASE  := -std=c17 -g -O1 -fno-sanitize-recover=undefined \
               -Isrc/lib -D_GNU_SOURCE -DPOSTERN_PREFIX='"$(PREFIX)"'
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard src/lib/*.h)
+FUZZ_FLAGS := $(FUZZ_BASE) -fsanitize=fuzzer,address,undefined
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/fuzzobj/%.o)
+FUZZ_LIB_A   := $(BUILD)/fuzzobj/libpostern-fuzz.a
+$(BUILD)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_BASE) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c -o $@ $<
+$(FUZZ_LIB_A): $(FUZZ_LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(FUZZ_LIB_A)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIB_A) $(LDLIBS)
 
 fuzz-build: $(FUZZ_BINS)
 
@@ -101,7 +112,7 @@ unit: all
 	@BUILD=$(BUILD) sh tests/run-unit.sh
 
 test: deps
-	$(MAKE) all fuzz-build
+	$(MAKE) $(if $(findstring j,$(MAKEFLAGS)),,-j2) all fuzz-build
 	@BUILD=$(abspath $(BUILD)) sh tests/run-all.sh
 
 fuzz: deps
@@ -128,9 +139,13 @@ install: all
 	for b in $(DAEMON_BINS); do install -m 0755 $$b $(DESTDIR)$(PREFIX)/libexec/postern/; done
 	if [ -f $(BUILD)/bin/sendmail ]; then \
 	    ln -sf sendmail $(DESTDIR)$(PREFIX)/sbin/mailq; ln -sf sendmail $(DESTDIR)$(PREFIX)/sbin/newaliases; fi
-	if [ -f $(DESTDIR)$(PREFIX)/sbin/postdrop ]; then chmod 2755 $(DESTDIR)$(PREFIX)/sbin/postdrop; fi
+	# postdrop is setgid postdrop (never setuid); the group exists once "postern init" ran as root.
+	if [ -f $(DESTDIR)$(PREFIX)/sbin/postdrop ]; then \
+	    if getent group postdrop >/dev/null; then chgrp postdrop $(DESTDIR)$(PREFIX)/sbin/postdrop; \
+	    else echo "install: group postdrop missing: run 'chgrp postdrop $(PREFIX)/sbin/postdrop' after creating it"; fi; \
+	    chmod 2755 $(DESTDIR)$(PREFIX)/sbin/postdrop; fi
 	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/postern/
-	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	if ls man/*.1 >/dev/null 2>&1; then install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/; fi
 
 # docs/parameters.md is generated from the parameter table (a test checks it).
 docs: all
@@ -139,5 +154,5 @@ docs: all
 clean:
 	rm -rf build build-san
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/fuzzobj -name '*.d' 2>/dev/null)
 .SECONDARY:

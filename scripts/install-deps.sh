@@ -9,7 +9,7 @@ set -eu
 # Build: compilers (clang for libFuzzer and as the second compiler), make.
 # Tests: Debian's python3 with pytest, swaks as a real SMTP client.
 # System tools the tests and "postern init" use: procps (ps), passwd (useradd).
-PACKAGES="make gcc clang libclang-rt-14-dev libc6-dev python3 python3-pytest swaks procps passwd"
+PACKAGES="make gcc clang libclang-rt-14-dev libc6-dev liblmdb-dev libpcre2-dev python3 python3-pytest swaks procps passwd strace"
 
 missing=""
 for p in $PACKAGES; do

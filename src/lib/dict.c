@@ -27,6 +27,12 @@ static const struct dict_type dict_types[] = {
     {"static", 0, dict_static_open},
     {"texthash", 0, dict_texthash_open},
     {"cidr", DICT_FLAG_PATTERN, dict_cidr_open},
+    {"lmdb", 0, dict_lmdb_open},
+    {"hash", 0, dict_hash_open},
+    {"btree", 0, dict_btree_open},
+    {"regexp", DICT_FLAG_PATTERN, dict_regexp_open},
+    {"pcre", DICT_FLAG_PATTERN, dict_pcre_open},
+    {"unix", 0, dict_unix_open},
 };
 
 #define DICT_NTYPES (sizeof(dict_types) / sizeof(dict_types[0]))

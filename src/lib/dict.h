@@ -8,7 +8,8 @@
  *
  * Each type lives in its own file, dict_<type>.c, and is listed in dict.c's
  * registry with its open function. Types today: inline, static, texthash,
- * cidr (docs/tables.md describes them for users). The interface already has
+ * cidr, lmdb (also named hash and btree), regexp, pcre, unix
+ * (docs/tables.md describes them for users). The interface already has
  * what lmdb (update, remove, sequence, locking), pcre/regexp (pattern tables
  * that do not fold keys), pgsql/sqlite (may fail transiently) and proxy (a
  * client of proxymap) need.
@@ -163,10 +164,45 @@ dict_reader_t *dict_reader_open(dict_t *d, const char *path, str_t *err);
 int     dict_reader_next(dict_reader_t *r, str_t *line, int *lineno, str_t *err);
 void    dict_reader_close(dict_reader_t *r);    /* NULL is fine */
 
+/*
+ * Build an indexed table from its source file, like postmap/postalias:
+ * "hash:/etc/aliases" (also "btree:" and "lmdb:", the same type) reads
+ * /etc/aliases and writes /etc/aliases.lmdb. The new file is written under
+ * a temporary name, synced and renamed over the old one, so a process that
+ * has the table open keeps reading the old contents and one that opens it
+ * later reads the new ones; nobody ever sees a half-built table.
+ *
+ * Source syntax: "key<white space>value" per logical line (see
+ * dict_reader_next), or with DICT_BUILD_ALIASES the aliases(5) syntax
+ * "name: value, value" (the key is the name without the colon; it may be
+ * written in double quotes). Keys are folded to lower case unless
+ * DICT_BUILD_NO_FOLD. A duplicate key keeps its first value (the last one,
+ * without a warning, with DICT_BUILD_REPLACE); duplicates and lines
+ * that cannot be used are logged with log_warn as "FILE, line N: ...", and
+ * do not stop the build.
+ *
+ * Returns 0, or -1 with err set (naming the file, and the line when there is
+ * one); the old table is then left as it was. Types that are not indexed
+ * (texthash, cidr, regexp, pcre, ...) cannot be built: -1 with err saying so.
+ */
+#define DICT_BUILD_ALIASES  (1 << 0)    /* aliases(5) source syntax */
+#define DICT_BUILD_NO_FOLD  (1 << 1)    /* keep the keys' case (postern map -f) */
+#define DICT_BUILD_REPLACE  (1 << 2)    /* a duplicate key replaces, silently (map -r) */
+
+#define DICT_LMDB_SUFFIX    ".lmdb"     /* hash:/etc/aliases -> /etc/aliases.lmdb */
+
+int     dict_build(const char *type_and_name, int build_flags, str_t *err);
+
 /* The built-in types, for dict.c's registry. */
 dict_t *dict_inline_open(const char *name, int flags, str_t *err);
 dict_t *dict_static_open(const char *name, int flags, str_t *err);
 dict_t *dict_texthash_open(const char *name, int flags, str_t *err);
 dict_t *dict_cidr_open(const char *name, int flags, str_t *err);
+dict_t *dict_lmdb_open(const char *name, int flags, str_t *err);
+dict_t *dict_hash_open(const char *name, int flags, str_t *err);    /* lmdb, named hash */
+dict_t *dict_btree_open(const char *name, int flags, str_t *err);   /* lmdb, named btree */
+dict_t *dict_regexp_open(const char *name, int flags, str_t *err);
+dict_t *dict_pcre_open(const char *name, int flags, str_t *err);
+dict_t *dict_unix_open(const char *name, int flags, str_t *err);
 
 #endif

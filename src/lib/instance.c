@@ -126,7 +126,7 @@ static const struct queue_dir {
     {"pid", 0, 0, 0755},
     {"private", 1, 0, 0700},
     {"public", 1, 1, 0710},
-    {"maildrop", 1, 1, 0730},
+    {"maildrop", 1, 1, 01730},   /* sticky: users cannot remove each other's files */
     {"incoming", 1, 0, 0700},
     {"active", 1, 0, 0700},
     {"deferred", 1, 0, 0700},

@@ -121,7 +121,7 @@ TEST(open_rejects_bad_names_and_unknown_types)
 {
     expect_open_error("foo:bar", 0, "unsupported dictionary type: foo");
     expect_open_error("TEXTHASH:/etc/x", 0, "unsupported dictionary type: TEXTHASH");
-    expect_open_error("hash:/etc/postern/aliases", 0, "unsupported dictionary type: hash");
+    expect_open_error("nis:mail.aliases", 0, "unsupported dictionary type: nis");
     expect_open_error("/etc/postern/aliases", 0, "need \"type:name\"");
     expect_open_error("", 0, "need \"type:name\"");
     expect_open_error(":foo", 0, "need \"type:name\"");
@@ -145,7 +145,8 @@ TEST(type_known)
     CHECK(dict_type_known("static"));
     CHECK(dict_type_known("texthash"));
     CHECK(dict_type_known("cidr"));
-    CHECK(!dict_type_known("hash"));
+    CHECK(dict_type_known("hash"));
+    CHECK(!dict_type_known("nis"));
     CHECK(!dict_type_known(""));
     CHECK(!dict_type_known("cid"));
     CHECK(!dict_type_known("cidrx"));

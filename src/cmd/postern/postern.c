@@ -27,6 +27,9 @@ usage(void)
             "  start | start-fg | stop | reload | status | check\n"
             "  conf [-n|-d] [-h] [-x] [name...]                  print parameters\n"
             "  conf -e 'name = value'...                         edit main.cf\n"
+            "  map [-a] [-f] [-r] [-q key|-] [type:]file...      build or query tables\n"
+            "  cat [-h] [-b] [-e] ID...                          print queue files\n"
+            "  queue -p | -j                                     list the queue\n"
             "  version\n");
     return POSTERN_EXIT_USAGE;
 }
@@ -72,6 +75,12 @@ main(int argc, char **argv)
         return postern_check(dir);
     if (strcmp(cmd, "conf") == 0)
         return postern_conf(dir, argc - i, argv + i);
+    if (strcmp(cmd, "map") == 0)
+        return postern_map(dir, argc - i, argv + i);
+    if (strcmp(cmd, "cat") == 0)
+        return postern_cat(dir, argc - i, argv + i);
+    if (strcmp(cmd, "queue") == 0)
+        return postern_queue(dir, argc - i, argv + i);
     if (strcmp(cmd, "version") == 0) {
         printf("postern %s\n", POSTERN_VERSION);
         return POSTERN_EXIT_OK;

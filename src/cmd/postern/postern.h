@@ -5,6 +5,9 @@
  * postern_init.c     "init": create an instance
  * postern_control.c  "start", "start-fg", "stop", "reload", "status", "check"
  * postern_conf.c     "conf": print and edit main.cf parameters
+ * postern_map.c      "map": build and query indexed lookup tables (like postmap)
+ * postern_cat.c      "cat": print a queue file (like postcat -q)
+ * postern_queue.c    "queue": list the queue (like mailq / postqueue -p / -j)
  */
 #ifndef POSTERN_CMD_POSTERN_H
 #define POSTERN_CMD_POSTERN_H
@@ -23,5 +26,17 @@ int     postern_reload(const char *dir);
 int     postern_status(const char *dir);
 int     postern_check(const char *dir);
 int     postern_conf(const char *dir, int argc, char **argv);
+/* argv[0] is the subcommand name; argc counts it. */
+int     postern_map(const char *dir, int argc, char **argv);
+int     postern_cat(const char *dir, int argc, char **argv);
+int     postern_queue(const char *dir, int argc, char **argv);
+
+/*
+ * postern_queue.c: read DIR/main.cf for the queue commands and call
+ * queue_init(). Returns the config (caller frees), or NULL after printing
+ * why main.cf cannot be read.
+ */
+struct config;
+struct config *postern_queue_config(const char *dir);
 
 #endif
