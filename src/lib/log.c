@@ -5,6 +5,7 @@
  * O_APPEND descriptor, so lines from concurrent processes do not interleave.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,12 +35,33 @@ copy_bounded(char *dst, size_t size, const char *src)
     snprintf(dst, size, "%s", src);
 }
 
+static pid_t log_pid;           /* 0 until the first line of this process */
+
+static void
+log_forget_pid(void)
+{
+    log_pid = 0;
+}
+
 void
 log_init(const char *program)
 {
     const char *slash = strrchr(program, '/');
+    static bool registered;
 
     copy_bounded(log_prog, sizeof(log_prog), slash ? slash + 1 : program);
+    if (!registered) {
+        /* The pid is cached per process; a fork makes the child ask again. */
+        (void) pthread_atfork(NULL, NULL, log_forget_pid);
+        /*
+         * With TZ unset, glibc checks /etc/localtime on every localtime_r();
+         * naming it once keeps that to the first call.
+         */
+        if (getenv("TZ") == NULL)
+            (void) setenv("TZ", ":/etc/localtime", 0);
+        tzset();
+        registered = true;
+    }
 }
 
 const char *
@@ -151,7 +173,8 @@ log_emit(int priority, const char *prefix, const char *fmt, va_list ap, int err)
         if (log_host[0] == 0 && gethostname(log_host, sizeof(log_host) - 1) != 0)
             copy_bounded(log_host, sizeof(log_host), "localhost");
         n = (size_t) snprintf(line, sizeof(line), "%s %s %s/%s[%ld]: %s\n",
-                              stamp, log_host, log_name, log_prog, (long) getpid(), text);
+                              stamp, log_host, log_name, log_prog,
+                              (long) (log_pid ? log_pid : (log_pid = getpid())), text);
         if (n >= sizeof(line))
             n = sizeof(line) - 1;
         if (log_fd >= 0)

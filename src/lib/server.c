@@ -12,7 +12,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -235,6 +237,9 @@ server_init(int argc, char **argv, const struct server_ops *ops)
         if (chroot(config_str(srv_cfg, "queue_directory")) != 0 || chdir("/") != 0)
             log_fatal_errno("chroot(%s)", config_str(srv_cfg, "queue_directory"));
     }
+    /* Daemons work relative to the queue directory, chrooted or not. */
+    if (!do_chroot && chdir(config_str(srv_cfg, "queue_directory")) != 0)
+        log_fatal_errno("chdir(%s)", config_str(srv_cfg, "queue_directory"));
     if (ops->post_init)
         ops->post_init(srv_cfg);
     return optind;
@@ -256,7 +261,8 @@ master_gone(void)
 void
 single_server_main(int argc, char **argv, const struct server_ops *ops)
 {
-    struct pollfd pfds[MASTER_MAX_LISTEN + 1];
+    struct epoll_event evs[MASTER_MAX_LISTEN + 1];
+    int     epfd;
 
     server_init(argc, argv, ops);
     if (ops->service == NULL)
@@ -264,30 +270,43 @@ single_server_main(int argc, char **argv, const struct server_ops *ops)
     if (srv_nlisten == 0)
         log_fatal("no listening socket: check the master.cf type of service %s", srv_service);
 
+    /*
+     * All idle processes of a service wait on the same listening sockets.
+     * EPOLLEXCLUSIVE wakes one of them per connection instead of all, so
+     * the others do not spin on a failed accept().
+     */
+    if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        log_fatal_errno("epoll_create1");
+    for (int i = 0; i <= srv_nlisten; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t) i};
+        int     fd = i == 0 ? MASTER_WATCH_FD : srv_listen_fds[i - 1];
+
+        if (i > 0)
+            ev.events |= EPOLLEXCLUSIVE;
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+            log_fatal_errno("epoll_ctl");
+    }
     for (;;) {
         int     n;
 
         if (srv_exit_requested || master_gone() || (srv_max_use > 0 && srv_uses >= srv_max_use))
             server_exit(0);
-        pfds[0] = (struct pollfd) {.fd = MASTER_WATCH_FD, .events = POLLIN};
-        for (int i = 0; i < srv_nlisten; i++)
-            pfds[i + 1] = (struct pollfd) {.fd = srv_listen_fds[i], .events = POLLIN};
-        n = poll(pfds, (nfds_t) srv_nlisten + 1, (int) (srv_max_idle * 1000));
+        n = epoll_wait(epfd, evs, srv_nlisten + 1, (int) (srv_max_idle * 1000));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            log_fatal_errno("poll");
+            log_fatal_errno("epoll_wait");
         }
         if (n == 0)
             server_exit(0);         /* idle for max_idle */
-        if (pfds[0].revents) {
-            srv_master_gone = true;
-            continue;
-        }
-        for (int i = 0; i < srv_nlisten; i++) {
-            if (!pfds[i + 1].revents)
-                continue;
-            int     fd = accept4(srv_listen_fds[i], NULL, NULL, SOCK_CLOEXEC);
+        for (int e = 0; e < n; e++) {
+            uint32_t which = evs[e].data.u32;
+
+            if (which == 0) {
+                srv_master_gone = true;
+                break;
+            }
+            int     fd = accept4(srv_listen_fds[which - 1], NULL, NULL, SOCK_CLOEXEC);
 
             if (fd < 0) {
                 if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
@@ -305,7 +324,7 @@ single_server_main(int argc, char **argv, const struct server_ops *ops)
             alarm(0);
             stream_close(st);
             report(MASTER_STAT_AVAIL);
-            break;
+            break;                  /* re-check max_use and master before the next */
         }
     }
 }
@@ -377,5 +396,109 @@ event_server_main(int argc, char **argv, const struct server_ops *ops)
             || (srv_max_use > 0 && srv_uses >= srv_max_use)
             || clock_mono_ms() - srv_idle_since >= srv_max_idle * 1000)
             server_exit(0);
+    }
+}
+
+/*
+ * Trigger server: read the wake-up bytes waiting on listener i into buf.
+ * A fifo is drained without blocking; a unix socket client is accepted and
+ * read until it closes, for at most one second. Returns the byte count (0:
+ * nothing to do, e.g. another process took the wake-up).
+ */
+static size_t
+trigger_read(int lfd, char *buf, size_t max)
+{
+    size_t  n = 0;
+
+    if (strcmp(srv_type, "fifo") == 0) {
+        while (n < max) {
+            ssize_t r = read(lfd, buf + n, max - n);
+
+            if (r > 0) {
+                n += (size_t) r;
+                continue;
+            }
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+                log_warn_errno("read wake-up fifo");
+            break;
+        }
+        return n;
+    }
+
+    int     fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+            log_warn_errno("accept");
+        return 0;
+    }
+    stream_t *st = stream_open(fd);
+
+    stream_set_timeout(st, 1);
+    while (n < max) {
+        int     c = stream_getc(st);
+
+        if (c < 0)
+            break;
+        buf[n++] = (char) c;
+    }
+    stream_close(st);
+    return n;
+}
+
+void
+trigger_server_main(int argc, char **argv, const struct server_ops *ops)
+{
+    struct pollfd pfds[MASTER_MAX_LISTEN + 1];
+    char    buf[SERVER_TRIGGER_MAX];
+
+    server_init(argc, argv, ops);
+    if (ops->trigger == NULL)
+        log_panic("trigger_server_main: no trigger callback");
+    if (srv_nlisten == 0)
+        log_fatal("no listening socket: check the master.cf type of service %s", srv_service);
+    if (strcmp(srv_type, "fifo") != 0 && strcmp(srv_type, "unix") != 0)
+        log_fatal("service %s: a trigger server needs a fifo or unix service, not \"%s\"",
+                  srv_service, srv_type);
+
+    for (;;) {
+        int     n;
+
+        if (srv_exit_requested || master_gone() || (srv_max_use > 0 && srv_uses >= srv_max_use))
+            server_exit(0);
+        pfds[0] = (struct pollfd) {.fd = MASTER_WATCH_FD, .events = POLLIN};
+        for (int i = 0; i < srv_nlisten; i++)
+            pfds[i + 1] = (struct pollfd) {.fd = srv_listen_fds[i], .events = POLLIN};
+        n = poll(pfds, (nfds_t) srv_nlisten + 1, (int) (srv_max_idle * 1000));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            log_fatal_errno("poll");
+        }
+        if (n == 0)
+            server_exit(0);         /* idle for max_idle */
+        if (pfds[0].revents) {
+            srv_master_gone = true;
+            continue;
+        }
+        for (int i = 0; i < srv_nlisten; i++) {
+            size_t  len;
+
+            if (!pfds[i + 1].revents)
+                continue;
+            if ((len = trigger_read(srv_listen_fds[i], buf, sizeof(buf))) == 0)
+                continue;
+            report(MASTER_STAT_TAKEN);
+            srv_uses++;
+            long    watchdog = config_time(srv_cfg, "daemon_timeout");
+
+            alarm(watchdog > 0 && watchdog < 100000000 ? (unsigned) watchdog : 0);
+            ops->trigger(buf, len, srv_cfg);
+            alarm(0);
+            report(MASTER_STAT_AVAIL);
+            break;
+        }
     }
 }

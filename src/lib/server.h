@@ -22,11 +22,18 @@
  * event_server_main: many clients in one process on an event loop; the
  *   daemon gets each new connection through ops->accept and calls
  *   server_client_done() when it closes one.
+ * trigger_server_main: for fifo and unix services that only need to be
+ *   woken up (pickup, qmgr-style wake-ups). Bytes written to the fifo, or
+ *   sent by a client of the unix socket, are read (at most
+ *   SERVER_TRIGGER_MAX per wake-up) and handed to ops->trigger; the sender
+ *   gets no reply. One trigger counts as one use for max_use; max_idle
+ *   counts from the last trigger. master's wakeup timer writes "W".
  */
 #ifndef POSTERN_SERVER_H
 #define POSTERN_SERVER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "config.h"
 #include "events.h"
@@ -41,7 +48,11 @@ struct server_ops {
     /* event server: a new non-blocking client connection. */
     void    (*accept)(int fd, config_t *cfg);
     void    (*pre_exit)(void);                                   /* optional */
+    /* trigger server: the wake-up bytes received (len >= 1). */
+    void    (*trigger)(const char *buf, size_t len, config_t *cfg);
 };
+
+#define SERVER_TRIGGER_MAX 1024     /* most wake-up bytes read per trigger */
 
 /* The service name (master.cf first field) and type of this process. */
 const char *server_service_name(void);
@@ -55,6 +66,7 @@ void    server_request_exit(void);
 
 _Noreturn void single_server_main(int argc, char **argv, const struct server_ops *ops);
 _Noreturn void event_server_main(int argc, char **argv, const struct server_ops *ops);
+_Noreturn void trigger_server_main(int argc, char **argv, const struct server_ops *ops);
 
 /*
  * Privilege drop shared with other programs: chroot to "root" when not

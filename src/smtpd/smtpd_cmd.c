@@ -1,15 +1,30 @@
 /*
- * smtpd_cmd.c - SMTP command handlers.
+ * smtpd_cmd.c - SMTP command handlers (everything but the message content).
  *
  * Each handler validates its own arguments and answers with an RFC 5321
- * reply code and an RFC 3463 enhanced status code.
+ * reply code and an RFC 3463 enhanced status code. The order of commands is
+ * enforced here: MAIL needs no open transaction, RCPT needs MAIL, and DATA
+ * or BDAT (smtpd_data.c) need at least one accepted recipient.
+ *
+ * Trust: the argument text is the client's; addresses go through
+ * addr_parse_path() and ESMTP parameters through strict parsers below.
+ * Nothing from the client reaches a log line or a queue record unchecked.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "addr.h"
+#include "clock.h"
 #include "log.h"
 #include "mem.h"
+#include "rec_type.h"
 #include "smtpd.h"
+
+#define SMTPD_ENVID_MAX     100     /* RFC 3461: ENVID at most 100 characters */
+#define SMTPD_ORCPT_MAX     500     /* RFC 3461: ORCPT at most 500 characters */
 
 /* A HELO/EHLO argument: one word of printable ASCII. */
 static bool
@@ -23,6 +38,63 @@ valid_helo(const char *arg)
     return true;
 }
 
+const char *
+smtpd_protocol(const struct smtpd_session *s)
+{
+    if (!s->esmtp)
+        return "SMTP";
+    return s->in_mail && s->smtputf8 ? "UTF8SMTP" : "ESMTP";
+}
+
+void
+smtpd_log_reject(struct smtpd_session *s, const char *what, const char *reply,
+                 const char *rcpt, bool warning)
+{
+    str_t  *line = str_new(256);
+
+    str_printf(line, "%s: %s: %s from %s[%s]: %s;",
+               s->queue_id[0] ? s->queue_id : "NOQUEUE", warning ? "reject_warning" : "reject",
+               what, s->name, s->addr, reply);
+    if (s->in_mail)
+        str_append_printf(line, " from=<%s>", s->sender);
+    if (rcpt)
+        str_append_printf(line, " to=<%s>", rcpt);
+    str_append_printf(line, " proto=%s", smtpd_protocol(s));
+    if (s->helo)
+        str_append_printf(line, " helo=<%s>", s->helo);
+    log_info("%s", str_cstr(line));
+    str_free(line);
+}
+
+void
+smtpd_xact_reset(struct smtpd_session *s)
+{
+    smtpd_cleanup_abort(s);
+    for (size_t i = 0; i < s->nrcpts; i++) {
+        mem_free(s->rcpts[i].addr);
+        mem_free(s->rcpts[i].orcpt);
+    }
+    mem_free(s->rcpts);
+    s->rcpts = NULL;
+    s->nrcpts = s->rcpt_cap = 0;
+    mem_free(s->sender);
+    s->sender = NULL;
+    mem_free(s->dsn_envid);
+    s->dsn_envid = NULL;
+    s->in_mail = false;
+    s->declared_size = 0;
+    s->body = SMTPD_BODY_NONE;
+    s->smtputf8 = false;
+    s->dsn_ret = 0;
+    s->bdat = false;
+    str_free(s->bdat_line);
+    s->bdat_line = NULL;
+    s->queue_id[0] = 0;
+    s->content_started = false;
+    s->msg_bytes = 0;
+    s->too_big = false;
+}
+
 static bool
 greet(struct smtpd_session *s, const char *args, bool esmtp)
 {
@@ -30,6 +102,7 @@ greet(struct smtpd_session *s, const char *args, bool esmtp)
         smtpd_reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
         return false;
     }
+    smtpd_xact_reset(s);            /* RFC 5321 4.1.4: like RSET */
     mem_free(s->helo);
     s->helo = mem_strdup(args);
     s->esmtp = esmtp;
@@ -37,8 +110,20 @@ greet(struct smtpd_session *s, const char *args, bool esmtp)
         smtpd_reply(s, "250 %s", config_str(s->cfg, "myhostname"));
         return true;
     }
-    smtpd_reply(s, "250-%s\n250-PIPELINING\n250-SIZE %ld\n250-ENHANCEDSTATUSCODES\n250 8BITMIME",
-                config_str(s->cfg, "myhostname"), config_int(s->cfg, "message_size_limit"));
+    str_t  *r = str_new(256);
+    long    limit = config_int(s->cfg, "message_size_limit");
+
+    str_printf(r, "250-%s\n250-PIPELINING\n", config_str(s->cfg, "myhostname"));
+    if (limit > 0)
+        str_append_printf(r, "250-SIZE %ld\n", limit);
+    else
+        str_append_cstr(r, "250-SIZE\n");
+    if (!config_bool(s->cfg, "disable_vrfy_command"))
+        str_append_cstr(r, "250-VRFY\n");
+    str_append_cstr(r, "250-ENHANCEDSTATUSCODES\n250-8BITMIME\n250-DSN\n250-SMTPUTF8\n"
+                    "250 CHUNKING");
+    smtpd_reply(s, "%s", str_cstr(r));
+    str_free(r);
     return true;
 }
 
@@ -68,6 +153,7 @@ cmd_rset(struct smtpd_session *s, const char *args)
         smtpd_reply(s, "501 5.5.4 Syntax: RSET");
         return false;
     }
+    smtpd_xact_reset(s);
     smtpd_reply(s, "250 2.0.0 Ok");
     return true;
 }
@@ -75,6 +161,7 @@ cmd_rset(struct smtpd_session *s, const char *args)
 static bool
 cmd_quit(struct smtpd_session *s, const char *args)
 {
+    smtpd_xact_reset(s);
     smtpd_reply(s, "221 2.0.0 Bye");
     s->quit = true;
     return true;
@@ -98,33 +185,392 @@ cmd_vrfy(struct smtpd_session *s, const char *args)
 static bool
 cmd_help(struct smtpd_session *s, const char *args)
 {
-    smtpd_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT");
+    smtpd_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT");
     return true;
 }
 
 /*
- * Mail transactions need the queue, which this build does not have yet:
- * answer with a temporary failure so that a client keeps its mail and tries
- * again later, rather than pretending to accept it.
+ * Match "FROM:" / "TO:" at the start of args (case-insensitive). Like
+ * Postfix without strict_rfc821_envelopes, blanks after the colon are
+ * allowed. Returns the text after the colon, or NULL.
+ */
+static const char *
+skip_keyword(const char *args, const char *kw)
+{
+    size_t  n = strlen(kw);
+
+    if (strncasecmp(args, kw, n) != 0)
+        return NULL;
+    args += n;
+    while (*args == ' ')
+        args++;
+    return args;
+}
+
+/* True when text holds a byte >= 0x80. */
+static bool
+has_8bit(const char *text)
+{
+    for (const unsigned char *p = (const unsigned char *) text; *p; p++)
+        if (*p >= 0x80)
+            return true;
+    return false;
+}
+
+/*
+ * Split the next ESMTP parameter off *rest: "KEY=VALUE" or "KEY". Returns
+ * false at the end. key/value are copied into the given buffers (value empty
+ * when there is no '=').
  */
 static bool
-cmd_transaction(struct smtpd_session *s, const char *args)
+next_param(const char **rest, str_t *key, str_t *value, bool *has_value)
 {
-    if (s->helo == NULL) {
+    const char *p = *rest;
+
+    while (*p == ' ')
+        p++;
+    if (*p == 0)
+        return false;
+    size_t  n = strcspn(p, " ");
+    const char *eq = memchr(p, '=', n);
+
+    if (eq) {
+        str_set(key, p, (size_t) (eq - p));
+        str_set(value, eq + 1, n - (size_t) (eq - p) - 1);
+    } else {
+        str_set(key, p, n);
+        str_reset(value);
+    }
+    *has_value = eq != NULL;
+    *rest = p + n;
+    return true;
+}
+
+/* A decimal number without sign or junk; false on overflow. */
+static bool
+parse_size(const char *text, long *out)
+{
+    long    v = 0;
+
+    if (*text == 0 || strlen(text) > 18)
+        return false;
+    for (const char *p = text; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* xtext-decode text into out; require printable ASCII without '+' or '='. */
+static bool
+decode_xtext(str_t *out, const char *text, size_t max)
+{
+    if (*text == 0 || strlen(text) > max || !addr_xtext_decode(out, text))
+        return false;
+    for (size_t i = 0; i < str_len(out); i++) {
+        unsigned char c = (unsigned char) out->data[i];
+
+        if (c < 0x20 || c > 0x7e)
+            return false;
+    }
+    return true;
+}
+
+/* Parse the MAIL FROM parameters into the session; replies on error. */
+static bool
+mail_params(struct smtpd_session *s, const char *rest)
+{
+    str_t  *key = str_new(16), *value = str_new(64);
+    bool    has_value, ok = false;
+
+    while (next_param(&rest, key, value, &has_value)) {
+        const char *k = str_cstr(key), *v = str_cstr(value);
+
+        if (strcasecmp(k, "SIZE") == 0 && has_value) {
+            if (!parse_size(v, &s->declared_size)) {
+                smtpd_reply(s, "501 5.5.4 Bad message size syntax");
+                goto out;
+            }
+        } else if (strcasecmp(k, "BODY") == 0 && has_value) {
+            if (strcasecmp(v, "7BIT") == 0)
+                s->body = SMTPD_BODY_7BIT;
+            else if (strcasecmp(v, "8BITMIME") == 0)
+                s->body = SMTPD_BODY_8BITMIME;
+            else {
+                smtpd_reply(s, "501 5.5.4 Unsupported BODY parameter value");
+                goto out;
+            }
+        } else if (strcasecmp(k, "SMTPUTF8") == 0 && !has_value && s->esmtp) {
+            s->smtputf8 = true;
+        } else if (strcasecmp(k, "RET") == 0 && has_value && s->esmtp) {
+            if (s->dsn_ret) {
+                smtpd_reply(s, "501 5.5.4 Duplicate RET parameter");
+                goto out;
+            }
+            if (strcasecmp(v, "FULL") == 0)
+                s->dsn_ret = DSN_RET_FULL;
+            else if (strcasecmp(v, "HDRS") == 0)
+                s->dsn_ret = DSN_RET_HDRS;
+            else {
+                smtpd_reply(s, "501 5.5.4 Bad RET parameter syntax");
+                goto out;
+            }
+        } else if (strcasecmp(k, "ENVID") == 0 && has_value && s->esmtp) {
+            str_t  *dec = str_new(64);
+
+            if (s->dsn_envid || !decode_xtext(dec, v, SMTPD_ENVID_MAX)) {
+                str_free(dec);
+                smtpd_reply(s, "501 5.5.4 Bad ENVID parameter syntax");
+                goto out;
+            }
+            s->dsn_envid = str_steal(dec);
+        } else {
+            /* Unknown or malformed: show only a safe, bounded key. */
+            str_t  *shown = str_new(32);
+
+            for (size_t i = 0; i < str_len(key) && i < 32; i++)
+                str_putc(shown, isgraph((unsigned char) key->data[i]) ? key->data[i] : '?');
+            smtpd_reply(s, "555 5.5.4 Unsupported option: %s", str_cstr(shown));
+            str_free(shown);
+            goto out;
+        }
+    }
+    ok = true;
+  out:
+    str_free(key);
+    str_free(value);
+    return ok;
+}
+
+static bool
+cmd_mail(struct smtpd_session *s, const char *args)
+{
+    const char *path, *rest = "";
+    str_t  *addr, *err;
+    bool    ok = false;
+
+    if (s->helo == NULL && config_bool(s->cfg, "smtpd_helo_required")) {
         smtpd_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
         return false;
     }
-    smtpd_reply(s, "451 4.3.2 Error: mail queue not available, try again later");
-    return false;
+    if (s->in_mail) {
+        smtpd_reply(s, "503 5.5.1 Error: nested MAIL command");
+        return false;
+    }
+    if ((path = skip_keyword(args, "FROM:")) == NULL || *path == 0) {
+        smtpd_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+        return false;
+    }
+    addr = str_new(64);
+    err = str_new(64);
+    if (!addr_parse_path(path, addr, &rest, ADDR_PATH_ALLOW_EMPTY | ADDR_PATH_UTF8, err)) {
+        smtpd_reply(s, "501 5.1.7 Bad sender address syntax");
+        goto out;
+    }
+    /* Start the transaction now so a parameter error can simply reset it. */
+    s->in_mail = true;
+    s->sender = mem_strdup(str_cstr(addr));
+    if (!mail_params(s, rest)) {
+        smtpd_xact_reset(s);
+        goto out;
+    }
+    if (has_8bit(s->sender) && !s->smtputf8) {
+        smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+        smtpd_xact_reset(s);
+        goto out;
+    }
+    long    limit = config_int(s->cfg, "message_size_limit");
+
+    if (limit > 0 && s->declared_size > limit) {
+        smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+        smtpd_xact_reset(s);
+        goto out;
+    }
+    if (!config_bool(s->cfg, "smtpd_delay_reject")) {
+        str_t  *reply = str_new(128);
+
+        if (smtpd_check_mail(s, reply) != 0) {
+            smtpd_reply(s, "%s", str_cstr(reply));
+            smtpd_xact_reset(s);
+            str_free(reply);
+            goto out;
+        }
+        str_free(reply);
+    }
+    int64_t ms = clock_now_ms();
+
+    s->arrival.tv_sec = (time_t) (ms / 1000);
+    s->arrival.tv_usec = (suseconds_t) (ms % 1000) * 1000;
+    if (!config_bool(s->cfg, "smtpd_delay_open_until_valid_rcpt") && !smtpd_cleanup_open(s)) {
+        smtpd_reply(s, "451 4.3.0 Error: queue file write error");
+        smtpd_xact_reset(s);
+        goto out;
+    }
+    smtpd_reply(s, "250 2.1.0 Ok");
+    ok = true;
+  out:
+    str_free(addr);
+    str_free(err);
+    return ok;
+}
+
+/* Parse NOTIFY=: NEVER alone, or a list of SUCCESS, FAILURE, DELAY. */
+static bool
+parse_notify(const char *v, int *mask)
+{
+    int     m = 0;
+    const char *p = v;
+
+    while (*p) {
+        size_t  n = strcspn(p, ",");
+
+        if (n == 5 && strncasecmp(p, "NEVER", 5) == 0)
+            m |= DSN_NOTIFY_NEVER;
+        else if (n == 7 && strncasecmp(p, "SUCCESS", 7) == 0)
+            m |= DSN_NOTIFY_SUCCESS;
+        else if (n == 7 && strncasecmp(p, "FAILURE", 7) == 0)
+            m |= DSN_NOTIFY_FAILURE;
+        else if (n == 5 && strncasecmp(p, "DELAY", 5) == 0)
+            m |= DSN_NOTIFY_DELAY;
+        else
+            return false;
+        p += n;
+        if (*p == ',' && *++p == 0)
+            return false;
+    }
+    if (m == 0 || ((m & DSN_NOTIFY_NEVER) && m != DSN_NOTIFY_NEVER))
+        return false;
+    *mask = m;
+    return true;
+}
+
+/* ORCPT=addr-type;xtext -> "addr-type;decoded" */
+static bool
+parse_orcpt(const char *v, char **out)
+{
+    const char *semi = strchr(v, ';');
+
+    if (semi == NULL || semi == v || strlen(v) > SMTPD_ORCPT_MAX)
+        return false;
+    for (const char *p = v; p < semi; p++)
+        if (!isalnum((unsigned char) *p) && *p != '-')
+            return false;
+    str_t  *dec = str_new(64);
+
+    if (!decode_xtext(dec, semi + 1, SMTPD_ORCPT_MAX)) {
+        str_free(dec);
+        return false;
+    }
+    str_t  *o = str_new(64);
+
+    str_append(o, v, (size_t) (semi - v + 1));
+    str_append_str(o, dec);
+    str_free(dec);
+    *out = str_steal(o);
+    return true;
+}
+
+static bool
+rcpt_params(struct smtpd_session *s, const char *rest, struct smtpd_rcpt *r)
+{
+    str_t  *key = str_new(16), *value = str_new(64);
+    bool    has_value, ok = false;
+
+    while (next_param(&rest, key, value, &has_value)) {
+        const char *k = str_cstr(key), *v = str_cstr(value);
+
+        if (strcasecmp(k, "NOTIFY") == 0 && has_value && s->esmtp) {
+            if (r->notify || !parse_notify(v, &r->notify)) {
+                smtpd_reply(s, "501 5.5.4 Error: Bad NOTIFY parameter syntax");
+                goto out;
+            }
+        } else if (strcasecmp(k, "ORCPT") == 0 && has_value && s->esmtp) {
+            if (r->orcpt || !parse_orcpt(v, &r->orcpt)) {
+                smtpd_reply(s, "501 5.5.4 Error: Bad ORCPT parameter syntax");
+                goto out;
+            }
+        } else {
+            str_t  *shown = str_new(32);
+
+            for (size_t i = 0; i < str_len(key) && i < 32; i++)
+                str_putc(shown, isgraph((unsigned char) key->data[i]) ? key->data[i] : '?');
+            smtpd_reply(s, "555 5.5.4 Unsupported option: %s", str_cstr(shown));
+            str_free(shown);
+            goto out;
+        }
+    }
+    ok = true;
+  out:
+    str_free(key);
+    str_free(value);
+    return ok;
+}
+
+static bool
+cmd_rcpt(struct smtpd_session *s, const char *args)
+{
+    const char *path, *rest = "";
+    struct smtpd_rcpt r = {0};
+    str_t  *addr, *err, *reply;
+    bool    ok = false;
+
+    if (!s->in_mail) {
+        smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
+        return false;
+    }
+    if ((path = skip_keyword(args, "TO:")) == NULL || *path == 0) {
+        smtpd_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+        return false;
+    }
+    addr = str_new(64);
+    err = str_new(64);
+    reply = str_new(128);
+    if (!addr_parse_path(path, addr, &rest, ADDR_PATH_UTF8, err) || str_len(addr) == 0) {
+        smtpd_reply(s, "501 5.1.3 Bad recipient address syntax");
+        goto out;
+    }
+    if (!rcpt_params(s, rest, &r))
+        goto out;
+    if (has_8bit(str_cstr(addr)) && !s->smtputf8) {
+        smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+        goto out;
+    }
+    if ((long) s->nrcpts >= config_int(s->cfg, "smtpd_recipient_limit")) {
+        smtpd_reply(s, "452 4.5.3 Error: too many recipients");
+        goto out;
+    }
+    if (smtpd_check_rcpt(s, str_cstr(addr), reply) != 0) {
+        smtpd_reply(s, "%s", str_cstr(reply));
+        goto out;
+    }
+    if (s->cleanup == NULL && !smtpd_cleanup_open(s)) {
+        smtpd_reply(s, "451 4.3.0 Error: queue file write error");
+        goto out;
+    }
+    r.addr = mem_strdup(str_cstr(addr));
+    s->rcpts = mem_grow_array(s->rcpts, &s->rcpt_cap, s->nrcpts + 1, sizeof(*s->rcpts));
+    s->rcpts[s->nrcpts++] = r;
+    smtpd_cleanup_rcpt(s, &r);
+    r = (struct smtpd_rcpt) {0};
+    smtpd_reply(s, "250 2.1.5 Ok");
+    ok = true;
+  out:
+    mem_free(r.orcpt);
+    str_free(addr);
+    str_free(err);
+    str_free(reply);
+    return ok;
 }
 
 const struct smtpd_command smtpd_commands[] = {
     {"ehlo", cmd_ehlo},
     {"helo", cmd_helo},
-    {"mail", cmd_transaction},
-    {"rcpt", cmd_transaction},
-    {"data", cmd_transaction},
-    {"bdat", cmd_transaction},
+    {"mail", cmd_mail},
+    {"rcpt", cmd_rcpt},
+    {"data", smtpd_cmd_data},
+    {"bdat", smtpd_cmd_bdat},
     {"rset", cmd_rset},
     {"noop", cmd_noop},
     {"vrfy", cmd_vrfy},

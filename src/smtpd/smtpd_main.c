@@ -7,10 +7,13 @@
  * endings are refused, every read and write has the smtpd_timeout deadline,
  * and the soft/hard error limits end abusive sessions.
  *
- * This is the session layer: greeting, EHLO/HELO, NOOP, RSET, VRFY, HELP,
- * QUIT, limits and logging. Mail transactions come with the queue (cleanup).
+ * This is the session layer: greeting, the command loop, limits and
+ * logging. Commands are in smtpd_cmd.c, message content in smtpd_data.c,
+ * the hand-off to cleanup in smtpd_cleanup.c, the restrictions in
+ * smtpd_check.c (whose tables are opened once, in post_init).
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,6 +48,23 @@ smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
     str_free(text);
     if (stream_pending(s->client) == 0)    /* pipelining: flush only when input is drained */
         stream_flush(s->client);
+}
+
+/*
+ * The 421 after a read timeout: the stream's error state is sticky, so the
+ * line goes straight to the socket. The output buffer is empty here (replies
+ * are flushed before the server waits for input) and the line is short, so
+ * this cannot block on a full socket buffer.
+ */
+void
+smtpd_reply_timeout(struct smtpd_session *s)
+{
+    str_t  *text = str_new(128);
+
+    str_printf(text, "421 4.4.2 %s Error: timeout exceeded\r\n", config_str(s->cfg, "myhostname"));
+    if (fd_write_all(stream_fd(s->client), text->data, text->len) < 0)
+        log_warn_errno("write timeout reply to %s[%s]", s->name, s->addr);
+    str_free(text);
 }
 
 /* Bounded copy that truncates silently (names and addresses fit by design). */
@@ -85,7 +105,8 @@ identify_client(struct smtpd_session *s)
             s->port = (int) port;
     }
     /* Reverse name, accepted only when it resolves back to the address. */
-    if (getnameinfo((struct sockaddr *) &ss, len, host, sizeof(host), NULL, 0, NI_NAMEREQD) == 0) {
+    if (config_bool(s->cfg, "smtpd_peername_lookup")
+        && getnameinfo((struct sockaddr *) &ss, len, host, sizeof(host), NULL, 0, NI_NAMEREQD) == 0) {
         struct addrinfo hints = {.ai_family = ss.ss_family, .ai_socktype = SOCK_STREAM};
         struct addrinfo *res;
 
@@ -199,12 +220,12 @@ read_command(struct smtpd_session *s)
     return true;
   lost:
     if (rc == STREAM_TIMEOUT) {
-        log_info("timeout after %s from %s[%s]", s->ncounters ? "command" : "CONNECT", s->name,
+        log_info("timeout after %s from %s[%s]", s->verb[0] ? s->verb : "CONNECT", s->name,
                  s->addr);
-        smtpd_reply(s, "421 4.4.2 %s Error: timeout exceeded", config_str(s->cfg, "myhostname"));
+        smtpd_reply_timeout(s);
     } else {
-        log_info("lost connection after %s from %s[%s]",
-                 s->ncounters ? s->counters[s->ncounters - 1].name : "CONNECT", s->name, s->addr);
+        log_info("lost connection after %s from %s[%s]", s->verb[0] ? s->verb : "CONNECT",
+                 s->name, s->addr);
     }
     return false;
 }
@@ -228,6 +249,9 @@ dispatch(struct smtpd_session *s)
     for (cmd = smtpd_commands; cmd->verb; cmd++)
         if (strlen(cmd->verb) == vlen && strncasecmp(cmd->verb, line, vlen) == 0)
             break;
+    snprintf(s->verb, sizeof(s->verb), "%s", cmd->verb ? cmd->verb : "UNKNOWN");
+    for (char *v = s->verb; *v; v++)
+        *v = (char) toupper((unsigned char) *v);
     if (cmd->verb == NULL) {
         struct smtpd_counter *c = counter_for(s, "unknown");
 
@@ -260,6 +284,7 @@ smtpd_service(stream_t *client, config_t *cfg)
         if (!s.quit && s.errors >= config_int(cfg, "smtpd_soft_error_limit"))
             sleep(1);               /* tarpit: slow down a client that keeps failing */
     }
+    smtpd_xact_reset(&s);           /* an unfinished message is dropped by cleanup */
     stream_flush(client);
     log_disconnect(&s);
     mem_free(s.helo);
@@ -267,11 +292,19 @@ smtpd_service(stream_t *client, config_t *cfg)
     str_free(s.line);
 }
 
+/* After the privilege drop: parse the restrictions, open their tables once. */
+static void
+smtpd_post_init(config_t *cfg)
+{
+    smtpd_check_init(cfg);
+}
+
 int
 main(int argc, char **argv)
 {
     static const struct server_ops ops = {
         .name = "smtpd",
+        .post_init = smtpd_post_init,
         .service = smtpd_service,
     };
 

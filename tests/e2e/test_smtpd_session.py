@@ -23,7 +23,9 @@ def test_unknown_and_out_of_order_commands(instance):
     assert read_reply(s).startswith("220")
     s.sendall(b"FROB\r\n")
     assert read_reply(s).startswith("502 5.5.2")
-    s.sendall(b"MAIL FROM:<a@example.com>\r\n")
+    s.sendall(b"RCPT TO:<a@example.com>\r\n")
+    assert read_reply(s).startswith("503 5.5.1")
+    s.sendall(b"DATA\r\n")
     assert read_reply(s).startswith("503 5.5.1")
     s.sendall(b"HELO\r\n")
     assert read_reply(s).startswith("501 5.5.4")
@@ -32,11 +34,34 @@ def test_unknown_and_out_of_order_commands(instance):
     s.close()
 
 
-def test_mail_is_refused_temporarily_until_the_queue_exists(instance):
-    with instance.smtp() as c:
+def test_helo_required(new_instance):
+    inst = new_instance(options=["smtpd_helo_required=yes"])
+    inst.start()
+    s = inst.raw()
+    assert read_reply(s).startswith("220")
+    s.sendall(b"MAIL FROM:<a@example.com>\r\n")
+    assert read_reply(s).startswith("503 5.5.1")
+    s.sendall(b"EHLO client.example\r\nMAIL FROM:<a@example.com>\r\n")
+    reply = read_reply(s)
+    if "250 2.1.0" not in reply:
+        reply += read_reply(s)
+    assert "250 2.1.0" in reply
+    s.close()
+
+
+def test_mail_without_cleanup_is_refused_temporarily(new_instance):
+    # No cleanup service in master.cf: the first accepted recipient needs the
+    # queue, and the client must be told to keep its mail (4xx), never 250.
+    inst = new_instance(options=["local_recipient_maps="])
+    inst.append_master_cf("rewrite unix - - n - - trivial-rewrite")
+    inst.remove_service("cleanup")
+    inst.start()
+    with inst.smtp() as c:
         c.ehlo("client.example")
-        code, msg = c.mail("a@example.com")
-        assert code == 451 and msg.startswith(b"4.3.2")
+        assert c.mail("a@example.com")[0] == 250
+        code, msg = c.rcpt("bob@localhost")
+        assert (code, msg) == (451, b"4.3.0 Error: queue file write error")
+    inst.wait_log(r"warning: cannot hand mail to cleanup")
 
 
 def test_bare_lf_command_is_refused(instance):

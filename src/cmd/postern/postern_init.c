@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dict.h"
 #include "log.h"
 #include "mem.h"
 #include "postern.h"
@@ -194,8 +195,24 @@ postern_init(int argc, char **argv)
                "setgid_group = %s\n"
                "\n"
                "# Clients that may relay: this host only.\n"
-               "mynetworks = 127.0.0.0/8 [::1]/128\n",
-               dir, dir, dir, dir, dir, owner, group);
+               "mynetworks = 127.0.0.0/8 [::1]/128\n"
+               "\n"
+               "# Mail for NAME@localhost and NAME@$myhostname goes to the Maildir\n"
+               "# %s/mail/NAME/ for any NAME of letters, digits, '.', '-' and '_':\n"
+               "# both domains are virtual mailbox domains, and the pcre: table\n"
+               "# %s/mailboxes maps each such address to its Maildir. No domain is\n"
+               "# delivered to the system's accounts (mydestination is empty).\n"
+               "mydestination =\n"
+               "virtual_mailbox_domains = localhost, $myhostname\n"
+               "virtual_mailbox_base = %s/mail\n"
+               "virtual_mailbox_maps = pcre:%s/mailboxes\n"
+               "\n"
+               "# Aliases of this instance (\"postern -c %s map -a hash:%s/aliases\"\n"
+               "# or \"newaliases -C %s\" rebuilds them after an edit).\n"
+               "alias_maps = hash:%s/aliases\n"
+               "alias_database = hash:%s/aliases\n",
+               dir, dir, dir, dir, dir, owner, group,
+               dir, dir, dir, dir, dir, dir, dir, dir, dir);
     if (str_len(overrides) > 0) {
         str_append_cstr(text, "\n# Settings given to \"postern init -o\".\n");
         str_append_str(text, overrides);
@@ -212,11 +229,34 @@ postern_init(int argc, char **argv)
                "# service      type  private unpriv  chroot  wakeup  maxproc command + args\n"
                "# ==========================================================================\n"
                "%-14s inet  n       -       n       -       -       smtpd\n"
+               "pickup         fifo  n       -       n       60      1       pickup\n"
+               "cleanup        unix  -       -       n       -       0       cleanup\n"
+               "rewrite        unix  -       -       n       -       -       trivial-rewrite\n"
                "anvil          unix  -       -       n       -       1       anvil\n",
                dir, listen);
     str_printf(path, "%s/master.cf", dir);
     if (!write_new_file(str_cstr(path), text))
         goto out;
+
+    /* The Maildir map: the pattern refuses a leading '.', so no NAME can be "." or "..". */
+    str_set_cstr(text,
+                 "# Virtual mailboxes of this instance: address -> Maildir under\n"
+                 "# virtual_mailbox_base (a trailing '/' means Maildir).\n"
+                 "/^([A-Za-z0-9_-][A-Za-z0-9._-]*)@[^@]+$/\t$1/\n");
+    str_printf(path, "%s/mailboxes", dir);
+    if (!write_new_file(str_cstr(path), text))
+        goto out;
+    str_set_cstr(text,
+                 "# Aliases of this instance, in aliases(5) syntax: \"name: address, ...\".\n"
+                 "postmaster: postmaster@localhost\n");
+    str_printf(path, "%s/aliases", dir);
+    if (!write_new_file(str_cstr(path), text))
+        goto out;
+    str_printf(path, "hash:%s/aliases", dir);
+    if (dict_build(str_cstr(path), DICT_BUILD_ALIASES, text) != 0) {
+        log_error("%s", str_cstr(text));
+        goto out;
+    }
     printf("postern: created instance %s (SMTP on %s)\n", dir, listen);
     printf("postern: start it with: postern -c %s start\n", dir);
     rc = POSTERN_EXIT_OK;

@@ -1,0 +1,639 @@
+"""Local submission: sendmail -> postdrop -> maildrop/ -> pickup -> cleanup.
+
+Most tests check the maildrop file that postdrop writes (master runs without
+pickup, so the file stays there) or what pickup hands to a fake cleanup
+service that this test runs on private/cleanup. The fake speaks the
+documented cleanup protocol (cleanup_proto.h) with the independent codec in
+postern_attr.py, so the tests do not depend on the real cleanup daemon; one
+test uses the real one when it is built.
+"""
+import os
+import re
+import pwd
+import grp
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import BUILD, IS_ROOT, wait_for
+import postern_attr
+
+SENDMAIL = os.path.join(BUILD, "bin", "sendmail")
+POSTDROP = os.path.join(BUILD, "bin", "postdrop")
+MAILQ = os.path.join(BUILD, "bin", "mailq")
+NEWALIASES = os.path.join(BUILD, "bin", "newaliases")
+
+EX_USAGE, EX_DATAERR, EX_UNAVAILABLE, EX_TEMPFAIL, EX_NOPERM = 64, 65, 69, 75, 77
+PICKUP_LINE = "pickup fifo n - n 60 1 pickup"
+
+
+# ---- records ------------------------------------------------------------------
+
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def rec(t, data=b""):
+    """One record: type letter, varint length, data."""
+    if isinstance(data, str):
+        data = data.encode()
+    return t.encode() + varint(len(data)) + data
+
+
+def parse_records(buf):
+    """bytes -> list of (type letter, bytes)."""
+    out, i = [], 0
+    while i < len(buf):
+        t = chr(buf[i])
+        i += 1
+        n, shift = 0, 0
+        while True:
+            b = buf[i]
+            i += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        out.append((t, buf[i:i + n]))
+        i += n
+    return out
+
+
+def content_lines(records):
+    """The content between M and X as text lines (L pieces joined)."""
+    lines, cur, inside = [], b"", False
+    for t, d in records:
+        if t == "M":
+            inside = True
+        elif t == "X":
+            inside = False
+        elif inside and t == "L":
+            cur += d
+        elif inside and t == "N":
+            lines.append((cur + d).decode())
+            cur = b""
+    return lines
+
+
+def envelope(records):
+    env = []
+    for t, d in records:
+        if t == "M":
+            break
+        env.append((t, d.decode()))
+    return env
+
+
+# ---- helpers ------------------------------------------------------------------
+
+def qdir(inst):
+    return os.path.join(inst.dir, "queue")
+
+
+def maildrop_files(inst):
+    d = os.path.join(qdir(inst), "maildrop")
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def read_maildrop(inst):
+    files = maildrop_files(inst)
+    assert len(files) == 1, f"expected one maildrop file, got {files}"
+    with open(os.path.join(qdir(inst), "maildrop", files[0]), "rb") as f:
+        return files[0], parse_records(f.read())
+
+
+def sendmail(inst, *args, input=b"", user=None, env=None, timeout=30, argv0=None):
+    e = inst.env() if env is None else env
+    kw = {}
+    if user is not None:
+        pw = pwd.getpwnam(user)
+
+        def drop():
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+        kw["preexec_fn"] = drop
+    cmd = [argv0 or SENDMAIL, "-C", inst.dir, *args]
+    return subprocess.run(cmd, input=input, capture_output=True, timeout=timeout, env=e, **kw)
+
+
+@pytest.fixture
+def started(new_instance):
+    """A started instance without pickup: submissions stay in maildrop/."""
+    inst = new_instance()
+    inst.remove_service("pickup")
+    inst.start()
+    return inst
+
+
+class FakeCleanup:
+    """A cleanup service on private/cleanup that records what it is sent."""
+
+    def __init__(self, inst, status=0, reason=""):
+        self.path = os.path.join(qdir(inst), "private", "cleanup")
+        self.status, self.reason = status, reason
+        self.sessions = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        self.sock.bind(self.path)
+        if IS_ROOT:
+            pw = pwd.getpwnam(owner_of(inst))
+            os.chown(self.path, pw.pw_uid, pw.pw_gid)
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                self.serve(conn)
+            except Exception as e:          # recorded for the test to see
+                self.sessions.append({"error": repr(e)})
+            finally:
+                conn.close()
+
+    def serve(self, conn):
+        conn.settimeout(10)
+        conn.sendall(postern_attr.encode([("protocol", "cleanup")]))
+        reader = postern_attr.Reader(conn)
+        req = reader.read()
+        qid = f"1{len(self.sessions) + 1:09d}zQ"
+        conn.sendall(postern_attr.encode([("queue_id", qid)]))
+        buf = reader.buf
+        while True:
+            recs = safe_parse(buf)
+            if recs and recs[-1][0] == "E":
+                break
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise EOFError("client closed before E")
+            buf += chunk
+        self.sessions.append({"flags": int(req["flags"]), "records": recs, "queue_id": qid})
+        conn.sendall(postern_attr.encode([("status", self.status), ("reason", self.reason)]))
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def safe_parse(buf):
+    try:
+        recs = parse_records(buf)
+    except IndexError:
+        return None
+    # a record cut short parses with fewer data bytes: check the total length
+    if sum(1 + len(varint(len(d))) + len(d) for _, d in recs) != len(buf):
+        return None
+    return recs
+
+
+def owner_of(inst):
+    with open(inst.main_cf) as f:
+        for line in f:
+            if line.startswith("mail_owner"):
+                return line.split("=", 1)[1].strip()
+    return "postern"
+
+
+def trigger_pickup(inst):
+    fd = os.open(os.path.join(qdir(inst), "public", "pickup"), os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, b"W")
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def with_pickup(new_instance):
+    """A started instance with pickup and a fake cleanup."""
+    inst = new_instance()
+    inst.append_master_cf(PICKUP_LINE)
+    inst.remove_service("cleanup")      # the fake stands in for it
+    inst.start()
+    fake = FakeCleanup(inst)
+    yield inst, fake
+    fake.close()
+
+
+# ---- sendmail and postdrop -------------------------------------------------------
+
+def test_recipients_and_envelope(started):
+    r = sendmail(started, "-f", "<alice@example.org>", "-F", "Alice A", "bob@example.org",
+                 "carol, Dave <dave@example.net>", input=b"Subject: hi\n\nhello\n")
+    assert r.returncode == 0, r.stderr
+    name, recs = read_maildrop(started)
+    env = envelope(recs)
+    assert env[0][0] == "T"
+    assert ("F", "Alice A") in env
+    assert ("S", "alice@example.org") in env
+    assert ("A", f"submit_uid={os.getuid()}") in env
+    assert ("A", f"submit_user={pwd.getpwuid(os.getuid()).pw_name}") in env
+    assert [d for t, d in env if t == "R"] == ["bob@example.org", "carol", "dave@example.net"]
+    assert content_lines(recs) == ["Subject: hi", "", "hello"]
+    assert [t for t, _ in recs][-2:] == ["X", "E"]
+    st = os.stat(os.path.join(qdir(started), "maildrop", name))
+    assert stat.S_IMODE(st.st_mode) == 0o444
+    assert st.st_uid == os.getuid()
+
+
+def test_default_sender_is_login_name(started):
+    r = sendmail(started, "bob", input=b"x\n")
+    assert r.returncode == 0, r.stderr
+    _, recs = read_maildrop(started)
+    assert ("S", pwd.getpwuid(os.getuid()).pw_name) in envelope(recs)
+
+
+def test_dot_ends_input_without_i(started):
+    r = sendmail(started, "bob", input=b"one\n.\ntwo\n")
+    assert r.returncode == 0, r.stderr
+    _, recs = read_maildrop(started)
+    assert content_lines(recs) == ["one"]
+
+
+@pytest.mark.parametrize("flag", ["-i", "-oi"])
+def test_i_keeps_dot_lines(started, flag):
+    r = sendmail(started, flag, "bob", input=b"one\n.\ntwo\n..\n")
+    assert r.returncode == 0, r.stderr
+    _, recs = read_maildrop(started)
+    assert content_lines(recs) == ["one", ".", "two", ".."]
+
+
+def test_crlf_long_lines_and_from_line(new_instance):
+    inst = new_instance(options=["line_length_limit=100"])
+    inst.start()
+    long = b"x" * 250
+    r = sendmail(inst, "bob", input=b"From someone Sat Jan  1 00:00:00 2000\r\nA: b\r\n\r\n" + long + b"\r\nend")
+    assert r.returncode == 0, r.stderr
+    _, recs = read_maildrop(inst)
+    assert content_lines(recs) == ["A: b", "", "x" * 250, "end"]
+    body = [(t, len(d)) for t, d in recs if t in "LN"][2:5]
+    assert body == [("L", 100), ("L", 100), ("N", 50)]
+
+
+def test_t_sets_extract_flag(started):
+    r = sendmail(started, "-t", input=b"To: bob@example.org\n\nhi\n")
+    assert r.returncode == 0, r.stderr
+    _, recs = read_maildrop(started)
+    env = envelope(recs)
+    assert ("A", "submit_flags=2") in env
+    assert not [d for t, d in env if t == "R"]
+
+
+def test_dsn_options(started):
+    r = sendmail(started, "-N", "success,delay", "-R", "hdrs", "-V", "env-1", "bob", input=b"x\n")
+    assert r.returncode == 0, r.stderr
+    _, recs = read_maildrop(started)
+    env = envelope(recs)
+    assert ("A", "dsn_envid=env-1") in env and ("A", "dsn_ret=2") in env
+    i = env.index(("R", "bob"))
+    assert env[i - 1] == ("N", "10")
+
+
+@pytest.mark.parametrize("args,code,text", [
+    ([], EX_USAGE, "no recipient"),
+    (["-N", "sometimes", "bob"], EX_USAGE, "-N"),
+    (["-R", "most", "bob"], EX_USAGE, "-R"),
+    (["-bs"], EX_UNAVAILABLE, "not supported"),
+    (["-bv", "bob"], EX_UNAVAILABLE, "not supported"),
+    (["-Z", "bob"], EX_USAGE, "unknown option"),
+    (["-f", "a\x01b", "bob"], EX_USAGE, "control character"),
+])
+def test_usage_errors(started, args, code, text):
+    r = sendmail(started, *args, input=b"x\n")
+    assert r.returncode == code, (r.returncode, r.stderr)
+    assert text in r.stderr.decode()
+    assert maildrop_files(started) == []
+
+
+def test_ignored_options(started):
+    r = sendmail(started, "-oem", "-odb", "-v", "-B", "8BITMIME", "-h", "5", "bob", input=b"x\n")
+    assert r.returncode == 0, r.stderr
+    assert len(maildrop_files(started)) == 1
+
+
+def test_message_size_limit(new_instance):
+    inst = new_instance(options=["message_size_limit=1000"])
+    inst.start()
+    r = sendmail(inst, "bob", input=b"y" * 60 + b"\n" * 0 + (b"z" * 50 + b"\n") * 30)
+    assert r.returncode == EX_DATAERR, r.stderr
+    assert "too large" in r.stderr.decode()
+    assert maildrop_files(inst) == []
+    r = sendmail(inst, "bob", input=(b"z" * 50 + b"\n") * 10)
+    assert r.returncode == 0, r.stderr
+
+
+def run_postdrop(inst, data, env=None):
+    return subprocess.run([POSTDROP, "-c", inst.dir], input=data, capture_output=True,
+                          timeout=30, env=env or inst.env())
+
+
+def good_records(*extra_attrs):
+    return (rec("T", "1700000000.000001") + rec("S", "a@b")
+            + b"".join(rec("A", a) for a in extra_attrs)
+            + rec("R", "bob") + rec("M") + rec("N", "hi") + rec("X") + rec("E"))
+
+
+def test_postdrop_direct(started):
+    r = run_postdrop(started, good_records("dsn_ret=1"))
+    assert r.returncode == 0, r.stderr
+    _, recs = read_maildrop(started)
+    assert ("A", "dsn_ret=1") in envelope(recs)
+
+
+@pytest.mark.parametrize("data,text", [
+    (good_records("submit_uid=0"), "not allowed"),
+    (good_records("submit_user=root"), "not allowed"),
+    (good_records("rewrite_context=remote"), "not allowed"),
+    (good_records("dsn_ret=1", "dsn_ret=1"), "twice"),
+    (rec("S", "a@b") + rec("R", "x") + rec("M") + rec("X") + rec("E"), "arrival time"),
+    (rec("T", "1") + rec("S", "a@b") + rec("M") + rec("X") + rec("E"), "no recipients"),
+    (good_records() + rec("N", "x"), "after the end"),
+    (b"T\xff\xff\xff\xff\xff\x01", "malformed"),
+])
+def test_postdrop_rejects_bad_input(started, data, text):
+    r = run_postdrop(started, data)
+    assert r.returncode == EX_DATAERR, (r.returncode, r.stderr)
+    assert text in r.stderr.decode()
+    assert maildrop_files(started) == []
+
+
+def test_postdrop_truncated_input_leaves_nothing(started):
+    r = run_postdrop(started, good_records()[:-2])          # no E record
+    assert r.returncode == EX_TEMPFAIL, r.stderr
+    assert maildrop_files(started) == []
+    r = run_postdrop(started, good_records()[:-3])          # cut inside a record
+    assert r.returncode in (EX_DATAERR, EX_TEMPFAIL), r.stderr
+    assert maildrop_files(started) == []
+
+
+def test_postdrop_refuses_untrusted_config_dir(started, tmp_path):
+    if not IS_ROOT:
+        pytest.skip("needs root to run as another user")
+    user = throwaway_user()
+    try:
+        copy = tmp_path / "conf"
+        copy.mkdir()
+        shutil.copy(started.main_cf, copy / "main.cf")
+        os.chown(copy, pwd.getpwnam(user).pw_uid, -1)
+        os.chmod(tmp_path, 0o755)
+        pw = pwd.getpwnam(user)
+
+        def drop():
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+        r = subprocess.run([POSTDROP, "-c", str(copy)], input=good_records(), capture_output=True,
+                           timeout=30, env=started.env(), preexec_fn=drop)
+        assert r.returncode == EX_NOPERM, r.stderr
+        assert "alternate_config_directories" in r.stderr.decode()
+    finally:
+        remove_user(user)
+
+
+def test_mailq_is_postern_queue(started):
+    q = started.run("queue", "-p")
+    r = subprocess.run([MAILQ, "-C", started.dir], capture_output=True, text=True, timeout=30,
+                       env=started.env())
+    assert (r.returncode, r.stdout) == (q.returncode, q.stdout)
+    r2 = sendmail(started, "-bp")
+    assert r2.returncode == q.returncode and r2.stdout.decode() == q.stdout
+
+
+def test_newaliases_builds_alias_database(new_instance):
+    inst = new_instance()
+    aliases = os.path.join(inst.dir, "aliases")
+    with open(aliases, "w") as f:
+        f.write("postmaster: root\n")
+    inst.append_main_cf(f"alias_database = hash:{aliases}")
+    r = subprocess.run([NEWALIASES, "-C", inst.dir], capture_output=True, text=True, timeout=30,
+                       env=inst.env())
+    assert r.returncode == 0, r.stderr
+    assert os.path.exists(aliases + ".lmdb")
+    os.unlink(aliases)
+    r = subprocess.run([NEWALIASES, "-C", inst.dir], capture_output=True, text=True, timeout=30,
+                       env=inst.env())
+    assert r.returncode != 0 and aliases in r.stderr
+
+
+# ---- unprivileged users ------------------------------------------------------------
+
+def throwaway_user():
+    name = f"pt{os.getpid() % 100000}"
+    subprocess.run(["userdel", name], capture_output=True)
+    r = subprocess.run(["useradd", "-M", "-N", "-s", "/bin/false", name], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return name
+
+
+def remove_user(name):
+    subprocess.run(["userdel", name], capture_output=True)
+
+
+@pytest.fixture
+def setgid_postdrop(new_instance):
+    """An instance whose command_directory holds a setgid postdrop, and a throwaway user."""
+    if not IS_ROOT:
+        pytest.skip("needs root to create a user and a setgid program")
+    with open(POSTDROP, "rb") as f:
+        if b"__asan_init" in f.read():
+            # LeakSanitizer cannot run in a set-gid (non-dumpable) process and fails its exit.
+            pytest.skip("a sanitizer build cannot run set-gid")
+    inst = new_instance()
+    cmd_dir = tempfile.mkdtemp(prefix="postern-cmd-", dir="/tmp")
+    os.chmod(cmd_dir, 0o755)
+    target = os.path.join(cmd_dir, "postdrop")
+    shutil.copy(POSTDROP, target)
+    os.chown(target, 0, grp.getgrnam("postdrop").gr_gid)
+    os.chmod(target, 0o2755)
+    inst.append_main_cf(f"command_directory = {cmd_dir}")
+    inst.start()
+    user = throwaway_user()
+    yield inst, user, cmd_dir
+    remove_user(user)
+    shutil.rmtree(cmd_dir, ignore_errors=True)
+
+
+def test_unprivileged_user_submits(setgid_postdrop):
+    inst, user, _ = setgid_postdrop
+    pw = pwd.getpwnam(user)
+    r = sendmail(inst, "bob", input=b"Subject: from a user\n\nhi\n", user=user)
+    assert r.returncode == 0, r.stderr
+    name, recs = read_maildrop(inst)
+    env = envelope(recs)
+    assert ("A", f"submit_uid={pw.pw_uid}") in env
+    assert ("A", f"submit_user={user}") in env
+    assert ("S", user) in env
+    st = os.stat(os.path.join(qdir(inst), "maildrop", name))
+    assert st.st_uid == pw.pw_uid and stat.S_IMODE(st.st_mode) == 0o444
+
+
+def test_authorized_submit_users(setgid_postdrop):
+    inst, user, _ = setgid_postdrop
+    inst.run("conf", "-e", "authorized_submit_users = root, !nobody")
+    r = sendmail(inst, "bob", input=b"hi\n", user=user)
+    assert r.returncode == EX_NOPERM, r.stderr
+    assert "not allowed" in r.stderr.decode()
+    assert maildrop_files(inst) == []
+    inst.run("conf", "-e", f"authorized_submit_users = !root, inline:{{{user}=yes}}")
+    r = sendmail(inst, "bob", input=b"hi\n", user=user)
+    assert r.returncode == 0, r.stderr
+
+
+def test_postdrop_without_group_cannot_write(setgid_postdrop):
+    inst, user, cmd_dir = setgid_postdrop
+    os.chmod(os.path.join(cmd_dir, "postdrop"), 0o755)     # setgid bit gone
+    r = sendmail(inst, "bob", input=b"hi\n", user=user)
+    assert r.returncode == EX_TEMPFAIL, r.stderr
+    assert "Permission denied" in r.stderr.decode()
+    assert maildrop_files(inst) == []
+
+
+# ---- pickup ----------------------------------------------------------------------------
+
+def test_pickup_hands_message_to_cleanup(with_pickup):
+    inst, fake = with_pickup
+    r = sendmail(inst, "-f", "alice@example.org", "-V", "e1", "bob@example.org", input=b"Subject: s\n\nbody\n")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: fake.sessions, what="a cleanup session")
+    s = fake.sessions[0]
+    assert "error" not in s, s
+    assert s["flags"] == 1                                    # CLEANUP_FLAG_LOCAL
+    env = envelope(s["records"])
+    attrs = [d for t, d in env if t == "A"]
+    assert f"submit_uid={os.getuid()}" in attrs and "dsn_envid=e1" in attrs
+    assert not [a for a in attrs if a.startswith("submit_user") or a.startswith("submit_flags")]
+    assert ("R", "bob@example.org") in env
+    lines = content_lines(s["records"])
+    # pickup puts its own trace header first, then the message as submitted.
+    assert re.match(rf"Received: by \S+ \(Postern, from userid {os.getuid()}\)$", lines[0]), lines
+    assert lines[1].startswith(f"\tid {s['queue_id']}; "), lines
+    assert lines[2:] == ["Subject: s", "", "body"]
+    wait_for(lambda: maildrop_files(inst) == [], what="maildrop emptied")
+    inst.wait_log(rf"postern/pickup\[\d+\]: {s['queue_id']}: uid={os.getuid()} from=<alice@example.org>")
+
+
+def test_pickup_extract_flag(with_pickup):
+    inst, fake = with_pickup
+    r = sendmail(inst, "-t", input=b"To: bob@example.org\n\nhi\n")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: fake.sessions, what="a cleanup session")
+    assert fake.sessions[0]["flags"] == 3                     # LOCAL | EXTRACT
+
+
+def write_maildrop(inst, name, data, uid=None):
+    path = os.path.join(qdir(inst), "maildrop", name)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def test_malformed_file_goes_to_corrupt(with_pickup):
+    inst, fake = with_pickup
+    write_maildrop(inst, "0000000001z1", rec("T", "1") + rec("S", "a@b") + rec("Q", "junk"))
+    trigger_pickup(inst)
+    wait_for(lambda: os.path.exists(os.path.join(qdir(inst), "corrupt", "0000000001z1")),
+             what="file in corrupt/")
+    inst.wait_log(r"pickup\[\d+\]: warning: maildrop/0000000001z1: unexpected 'Q' record")
+    assert fake.sessions == []
+
+
+def test_forged_submit_uid_goes_to_corrupt(with_pickup):
+    inst, fake = with_pickup
+    data = good_records(f"submit_uid={os.getuid() + 1}")
+    write_maildrop(inst, "0000000002z1", data)
+    trigger_pickup(inst)
+    wait_for(lambda: os.path.exists(os.path.join(qdir(inst), "corrupt", "0000000002z1")),
+             what="file in corrupt/")
+    inst.wait_log(r"maildrop/0000000002z1: submit_uid \d+ is not the file owner")
+    assert fake.sessions == []
+
+
+def test_symlink_is_refused(with_pickup, tmp_path):
+    inst, fake = with_pickup
+    secret = tmp_path / "secret"
+    secret.write_bytes(good_records("submit_uid=0"))
+    os.chmod(tmp_path, 0o755)
+    link = os.path.join(qdir(inst), "maildrop", "0000000003z1")
+    os.symlink(str(secret), link)
+    trigger_pickup(inst)
+    wait_for(lambda: os.path.islink(os.path.join(qdir(inst), "corrupt", "0000000003z1")),
+             what="link moved to corrupt/")
+    inst.wait_log(r"maildrop/0000000003z1: refusing a symbolic link")
+    assert fake.sessions == []
+    assert secret.exists()
+
+
+def test_cleanup_down_keeps_file(new_instance):
+    inst = new_instance()
+    inst.append_master_cf(PICKUP_LINE)
+    inst.remove_service("cleanup")
+    inst.start()
+    r = sendmail(inst, "bob", input=b"hi\n")
+    assert r.returncode == 0, r.stderr
+    inst.wait_log(r"pickup\[\d+\]: warning: maildrop/\w+: .*will try again later")
+    assert len(maildrop_files(inst)) == 1
+    fake = FakeCleanup(inst)
+    try:
+        trigger_pickup(inst)
+        wait_for(lambda: maildrop_files(inst) == [], what="maildrop emptied")
+        assert len(fake.sessions) == 1
+    finally:
+        fake.close()
+
+
+def test_permanent_cleanup_refusal_goes_to_corrupt(new_instance):
+    inst = new_instance()
+    inst.append_master_cf(PICKUP_LINE)
+    inst.remove_service("cleanup")
+    inst.start()
+    fake = FakeCleanup(inst, status=4, reason="5.3.4 message file too big")
+    try:
+        r = sendmail(inst, "bob", input=b"hi\n")
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: os.listdir(os.path.join(qdir(inst), "corrupt")), what="file in corrupt/")
+        inst.wait_log(r"cleanup: 5.3.4 message file too big; moved to corrupt/")
+    finally:
+        fake.close()
+
+
+def test_real_cleanup_lands_in_incoming(new_instance):
+    for prog in ("cleanup", "trivial-rewrite"):
+        if not os.path.exists(os.path.join(BUILD, "libexec", "postern", prog)):
+            pytest.skip(f"{prog} is not built yet")
+    inst = new_instance()
+    inst.append_master_cf("cleanup unix - - n - 0 cleanup\n"
+                          "rewrite unix - - n - - trivial-rewrite\n" + PICKUP_LINE)
+    inst.start()
+    r = sendmail(inst, "-t", input=b"To: bob@localhost\nSubject: real\n\nhi\n")
+    assert r.returncode == 0, r.stderr
+    inst.wait_log(r"pickup\[\d+\]: \w+: uid=\d+ from=<")
+
+    def incoming():
+        found = []
+        for root, _, files in os.walk(os.path.join(qdir(inst), "incoming")):
+            found += files
+        return found
+    wait_for(incoming, what="a file in incoming/")
+    assert maildrop_files(inst) == []
