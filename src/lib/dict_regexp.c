@@ -115,9 +115,14 @@ regexp_cost(const char *p, bool extended)
             char   *end;
             long    n = strtol(p + 1, &end, 10);
 
+            /* Bound the counts first (RE_DUP_MAX is far lower), so n + 1 cannot overflow. */
+            if (n < 0 || n > 65536)
+                n = 65536;
             if (*end == ',') {
                 long    m = strtol(end + 1, &end, 10);
 
+                if (m < 0 || m > 65536)
+                    m = 65536;
                 if (m > n)
                     n = m;
                 else if (m == 0)
