@@ -376,17 +376,49 @@ event_sigterm(int signo, void *ctx)
     server_exit(0);                 /* runs pre_exit, e.g. anvil's statistics */
 }
 
+static size_t trigger_read(int lfd, char *buf, size_t max);
+
+/*
+ * Event server: wake-up bytes arrived on a fifo (or a unix client of a
+ * service without accept callback). Handed to ops->trigger in the loop.
+ */
+static void
+event_trigger(int lfd, int events, void *ctx)
+{
+    char    buf[SERVER_TRIGGER_MAX];
+    size_t  len = trigger_read(lfd, buf, sizeof(buf));
+
+    if (len == 0)
+        return;
+    if (!srv_ops->persistent)
+        srv_uses++;
+    srv_idle_since = clock_mono_ms();
+    srv_ops->trigger(buf, len, srv_cfg);
+}
+
 void
 event_server_main(int argc, char **argv, const struct server_ops *ops)
 {
-    if (ops->accept == NULL)
-        log_panic("event_server_main: no accept callback");
+    bool    use_trigger;
+
+    if (ops->accept == NULL && ops->trigger == NULL)
+        log_panic("event_server_main: no accept or trigger callback");
     srv_loop = event_loop_new();    /* before post_init, which may add timers */
     server_init(argc, argv, ops);
+    use_trigger = ops->trigger != NULL
+        && (strcmp(srv_type, "fifo") == 0 || ops->accept == NULL);
+    if (!use_trigger && ops->accept == NULL)
+        log_fatal("service %s: this program only takes wake-ups: it needs a fifo or unix "
+                  "service, not \"%s\"", srv_service, srv_type);
+    if (ops->persistent) {
+        srv_max_use = 0;
+        srv_max_idle = 0;
+    }
     event_signal(srv_loop, SIGTERM, event_sigterm, NULL);
     event_fd_add(srv_loop, MASTER_WATCH_FD, EVENT_READ, event_watch, NULL);
     for (int i = 0; i < srv_nlisten; i++)
-        event_fd_add(srv_loop, srv_listen_fds[i], EVENT_READ, event_accept, NULL);
+        event_fd_add(srv_loop, srv_listen_fds[i], EVENT_READ,
+                     use_trigger ? event_trigger : event_accept, NULL);
     srv_idle_since = clock_mono_ms();
     for (;;) {
         event_loop_run_once(srv_loop, 1000);
@@ -394,7 +426,7 @@ event_server_main(int argc, char **argv, const struct server_ops *ops)
             continue;
         if (srv_exit_requested || srv_master_gone
             || (srv_max_use > 0 && srv_uses >= srv_max_use)
-            || clock_mono_ms() - srv_idle_since >= srv_max_idle * 1000)
+            || (srv_max_idle > 0 && clock_mono_ms() - srv_idle_since >= srv_max_idle * 1000))
             server_exit(0);
     }
 }

@@ -21,7 +21,12 @@
  *   around each client so it can start more processes under load.
  * event_server_main: many clients in one process on an event loop; the
  *   daemon gets each new connection through ops->accept and calls
- *   server_client_done() when it closes one.
+ *   server_client_done() when it closes one. A fifo service (and a unix
+ *   service whose daemon has no accept callback) is a wake-up channel
+ *   instead: its bytes go to ops->trigger (a fifo is read without
+ *   blocking the loop, a unix client within one second), e.g. qmgr. With
+ *   ops->persistent the process ignores max_idle and max_use: it runs
+ *   until master goes away, reloads or stops it.
  * trigger_server_main: for fifo and unix services that only need to be
  *   woken up (pickup, qmgr-style wake-ups). Bytes written to the fifo, or
  *   sent by a client of the unix socket, are read (at most
@@ -50,6 +55,8 @@ struct server_ops {
     void    (*pre_exit)(void);                                   /* optional */
     /* trigger server: the wake-up bytes received (len >= 1). */
     void    (*trigger)(const char *buf, size_t len, config_t *cfg);
+    /* event server: no exit for max_idle / max_use (qmgr) */
+    bool    persistent;
 };
 
 #define SERVER_TRIGGER_MAX 1024     /* most wake-up bytes read per trigger */

@@ -84,7 +84,7 @@ void    master_service_maybe_free(struct master_service *svc);
 void    master_spawn(struct master_service *svc);
 void    master_reap(int signo, void *ctx);
 void    master_status_ready(int fd, int events, void *ctx);
-void    master_wakeup_arm(struct master_service *svc);
+void    master_wakeup_arm(struct master_service *svc, bool now);
 void    master_kill_all(int signo);
 void    master_unthrottle_later(struct master_service *svc);
 

@@ -283,14 +283,14 @@ wakeup_fire(void *ctx)
             close(fd);
         }
     }
-    master_wakeup_arm(svc);
+    master_wakeup_arm(svc, false);
 }
 
 void
-master_wakeup_arm(struct master_service *svc)
+master_wakeup_arm(struct master_service *svc, bool now)
 {
     if (svc->wakeup > 0 && svc->path && !svc->wakeup_timer
         && (svc->type == MASTERCF_FIFO || svc->type == MASTERCF_UNIX))
-        svc->wakeup_timer = event_timer_add(master.loop, (int64_t) svc->wakeup * 1000,
+        svc->wakeup_timer = event_timer_add(master.loop, now ? 0 : (int64_t) svc->wakeup * 1000,
                                             wakeup_fire, svc);
 }

@@ -411,7 +411,12 @@ master_services_build(const struct mastercf *mc, bool reload)
             event_timer_cancel(master.loop, svc->wakeup_timer);
             svc->wakeup_timer = 0;
         }
-        master_wakeup_arm(svc);
+        /*
+         * At start, wake each wakeup service at once, so that qmgr recovers
+         * what a crash left in active/ and pickup empties maildrop/ without
+         * waiting for the first interval.
+         */
+        master_wakeup_arm(svc, !reload);
         master_service_update(svc);
     }
     return ok;

@@ -179,9 +179,22 @@ class Instance:
                 found.append(int(entry))
         return found
 
-    def children(self):
+    def children(self, program=None):
+        """master's children; only those running "program" when given."""
         mp = self.master_pid()
-        return [p for p in self.pids() if proc_ppid(p) == mp] if mp else []
+        kids = [p for p in self.pids() if proc_ppid(p) == mp] if mp else []
+        if program is None:
+            return kids
+        found = []
+        for pid in kids:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv0 = f.read().split(b"\0")[0].decode(errors="replace")
+            except OSError:
+                continue
+            if os.path.basename(argv0) == program:
+                found.append(pid)
+        return found
 
     # ---- SMTP ---------------------------------------------------------------
     def smtp(self, timeout=10):

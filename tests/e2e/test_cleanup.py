@@ -196,8 +196,10 @@ class FakeRewrite:
 def setup_instance(new_instance, options=(), rewrite=True, fail=False):
     inst = new_instance(options=options)
     inst.append_master_cf(CLEANUP_MASTER_LINE)
-    # A Python stand-in answers on private/rewrite, so master must not.
+    # A Python stand-in answers on private/rewrite, so master must not;
+    # and delivery is held, so queue files stay in incoming/ to be read.
     inst.remove_service("rewrite", "unix")
+    inst.remove_service("qmgr")
     inst.start()
     inst.fake = FakeRewrite(inst, fail=fail) if rewrite else None
     return inst
@@ -588,6 +590,7 @@ def test_real_trivial_rewrite(new_instance):
     inst = new_instance()
     inst.append_master_cf(CLEANUP_MASTER_LINE)
     inst.append_master_cf(REWRITE_MASTER_LINE)
+    inst.remove_service("qmgr")
     inst.start()
     qid, reply = submit(inst, message(sender="someone", rcpts=["user@example.com"]),
                         flags=FLAG_LOCAL)

@@ -91,7 +91,7 @@ def test_max_idle_ends_process(new_instance):
     s.sendall(b"QUIT\r\n")
     read_reply(s)
     s.close()
-    wait_for(lambda: inst.children() == [], timeout=10, what="idle smtpd to exit")
+    wait_for(lambda: inst.children("smtpd") == [], timeout=10, what="idle smtpd to exit")
 
 
 def test_reload_adds_service_and_keeps_sessions(instance):
@@ -173,7 +173,7 @@ def test_maxproc_limits_processes(new_instance):
     except socket.timeout:
         got = b""
     assert got == b""
-    assert len(inst.children()) == 2
+    assert len(inst.children("smtpd")) == 2
     socks[0].sendall(b"QUIT\r\n")
     read_reply(socks[0])
     socks[0].close()

@@ -40,7 +40,10 @@ def queue_files(inst):
     return found
 
 
-def test_smtp_and_sendmail_reach_the_queue(instance):
+def test_smtp_and_sendmail_reach_the_queue(new_instance):
+    instance = new_instance()
+    instance.remove_service("qmgr")     # delivery held: mail stays in the queue
+    instance.start()
     body = "Subject: over SMTP\r\n\r\n" + "line of text\r\n" * 50
     with instance.smtp() as c:
         c.ehlo("client.example")
@@ -92,7 +95,10 @@ def test_relay_denied_and_unknown_mailbox(new_instance):
                   r"<victim@remote\.example>: Relay access denied")
 
 
-def test_killed_cleanup_mid_message_gives_4xx_and_no_file(instance):
+def test_killed_cleanup_mid_message_gives_4xx_and_no_file(new_instance):
+    instance = new_instance()
+    instance.remove_service("qmgr")     # delivery held: the queue is inspected
+    instance.start()
     s = instance.raw()
     assert read_reply(s).startswith("220")
     for cmd in (b"EHLO client.example", b"MAIL FROM:<a@example.org>", b"RCPT TO:<bob@localhost>",

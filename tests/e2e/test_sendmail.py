@@ -625,6 +625,7 @@ def test_real_cleanup_lands_in_incoming(new_instance):
     inst = new_instance()
     inst.append_master_cf("cleanup unix - - n - 0 cleanup\n"
                           "rewrite unix - - n - - trivial-rewrite\n" + PICKUP_LINE)
+    inst.remove_service("qmgr")         # delivery held: the file stays in incoming/
     inst.start()
     r = sendmail(inst, "-t", input=b"To: bob@localhost\nSubject: real\n\nhi\n")
     assert r.returncode == 0, r.stderr

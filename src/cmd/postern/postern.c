@@ -3,9 +3,13 @@
  *
  *     postern [-c DIR] COMMAND [ARGS]
  *
- * SECURITY: an ordinary program, not setuid. Commands that change a
+ * SECURITY: an ordinary program, never setuid. Commands that change a
  * system instance (start, stop, init as root) need the privileges of the
- * user who runs them; nothing here raises them.
+ * user who runs them; nothing here raises them. It may be installed setgid
+ * to setgid_group (like Postfix's postqueue) so that ordinary users can
+ * reach public/showq and public/qmgr: that group is then dropped at once
+ * for every command but "queue", which drops it as soon as it has
+ * connected (postern_queue.c).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,6 +34,8 @@ usage(void)
             "  map [-a] [-f] [-r] [-q key|-] [type:]file...      build or query tables\n"
             "  cat [-h] [-b] [-e] ID...                          print queue files\n"
             "  queue -p | -j                                     list the queue\n"
+            "  queue -f | -s site | -i queue_id                  deliver deferred mail now\n"
+            "  super [-s] [-d|-h|-H|-r queue_id|ALL|-]... [queue...]  delete, hold, release, requeue, repair\n"
             "  version\n");
     return POSTERN_EXIT_USAGE;
 }
@@ -44,6 +50,17 @@ main(int argc, char **argv)
 
     log_init("postern");
     log_set_stderr(true, false);
+    /* Find the command first: only "queue" may keep a setgid group. */
+    for (int j = 1; j < argc; j++) {
+        if (strcmp(argv[j], "-c") == 0) {
+            j++;
+            continue;
+        }
+        if (strcmp(argv[j], "queue") != 0 && getegid() != getgid()
+            && setresgid(getgid(), getgid(), getgid()) != 0)
+            log_fatal_errno("cannot drop the setgid group");
+        break;
+    }
     while (i < argc && argv[i][0] == '-') {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
             opt_dir = argv[i + 1];
@@ -81,6 +98,8 @@ main(int argc, char **argv)
         return postern_cat(dir, argc - i, argv + i);
     if (strcmp(cmd, "queue") == 0)
         return postern_queue(dir, argc - i, argv + i);
+    if (strcmp(cmd, "super") == 0)
+        return postern_super(dir, argc - i, argv + i);
     if (strcmp(cmd, "version") == 0) {
         printf("postern %s\n", POSTERN_VERSION);
         return POSTERN_EXIT_OK;

@@ -7,7 +7,8 @@
  * postern_conf.c     "conf": print and edit main.cf parameters
  * postern_map.c      "map": build and query indexed lookup tables (like postmap)
  * postern_cat.c      "cat": print a queue file (like postcat -q)
- * postern_queue.c    "queue": list the queue (like mailq / postqueue -p / -j)
+ * postern_queue.c    "queue": list the queue, flush it (like mailq / postqueue)
+ * postern_super.c    "super": delete, hold, release, requeue, repair (like postsuper)
  */
 #ifndef POSTERN_CMD_POSTERN_H
 #define POSTERN_CMD_POSTERN_H
@@ -30,6 +31,7 @@ int     postern_conf(const char *dir, int argc, char **argv);
 int     postern_map(const char *dir, int argc, char **argv);
 int     postern_cat(const char *dir, int argc, char **argv);
 int     postern_queue(const char *dir, int argc, char **argv);
+int     postern_super(const char *dir, int argc, char **argv);
 
 /*
  * postern_queue.c: read DIR/main.cf for the queue commands and call

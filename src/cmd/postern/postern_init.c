@@ -114,6 +114,8 @@ postern_init(int argc, char **argv)
     str_t  *path = str_new(0), *text = str_new(1024), *overrides = str_new(0);
     bool    as_root = geteuid() == 0;
     const char *owner, *group;
+    uid_t   mail_uid = 0;
+    gid_t   mail_gid = 0;
     int     rc = POSTERN_EXIT_FAIL;
 
     for (int i = 1; i < argc; i++) {
@@ -179,6 +181,22 @@ postern_init(int argc, char **argv)
         if (!make_dir(str_cstr(path), 0755))
             goto out;
     }
+    /* The virtual mailboxes under DIR/mail belong to the account that owns the queue. */
+    {
+        struct passwd *pw = getpwnam(owner);
+
+        if (pw == NULL) {
+            log_error("cannot find the account %s", owner);
+            goto out;
+        }
+        mail_uid = pw->pw_uid;
+        mail_gid = pw->pw_gid;
+        str_printf(path, "%s/mail", dir);
+        if (as_root && chown(str_cstr(path), mail_uid, mail_gid) != 0) {
+            log_error("cannot give %s to %s: %s", str_cstr(path), owner, strerror(errno));
+            goto out;
+        }
+    }
 
     str_printf(text,
                "# main.cf of the Postern instance in %s, written by \"postern init\".\n"
@@ -206,13 +224,17 @@ postern_init(int argc, char **argv)
                "virtual_mailbox_domains = localhost, $myhostname\n"
                "virtual_mailbox_base = %s/mail\n"
                "virtual_mailbox_maps = pcre:%s/mailboxes\n"
+               "# The mailboxes belong to %s (uid %lu, gid %lu).\n"
+               "virtual_uid_maps = static:%lu\n"
+               "virtual_gid_maps = static:%lu\n"
                "\n"
                "# Aliases of this instance (\"postern -c %s map -a hash:%s/aliases\"\n"
                "# or \"newaliases -C %s\" rebuilds them after an edit).\n"
                "alias_maps = hash:%s/aliases\n"
                "alias_database = hash:%s/aliases\n",
                dir, dir, dir, dir, dir, owner, group,
-               dir, dir, dir, dir, dir, dir, dir, dir, dir);
+               dir, dir, dir, dir, owner, (unsigned long) mail_uid, (unsigned long) mail_gid,
+               (unsigned long) mail_uid, (unsigned long) mail_gid, dir, dir, dir, dir, dir);
     if (str_len(overrides) > 0) {
         str_append_cstr(text, "\n# Settings given to \"postern init -o\".\n");
         str_append_str(text, overrides);
@@ -232,7 +254,19 @@ postern_init(int argc, char **argv)
                "pickup         fifo  n       -       n       60      1       pickup\n"
                "cleanup        unix  -       -       n       -       0       cleanup\n"
                "rewrite        unix  -       -       n       -       -       trivial-rewrite\n"
-               "anvil          unix  -       -       n       -       1       anvil\n",
+               "qmgr           fifo  n       -       n       300     1       qmgr\n"
+               "bounce         unix  -       -       n       -       0       bounce\n"
+               "defer          unix  -       -       n       -       0       bounce\n"
+               "showq          unix  n       -       n       -       -       showq\n"
+               "anvil          unix  -       -       n       -       1       anvil\n"
+               "#\n"
+               "# Delivery agents. local and virtual start as root (unpriv = n) when\n"
+               "# master is root, and switch to the mailbox owner for each delivery.\n"
+               "local          unix  -       n       n       -       -       local\n"
+               "virtual        unix  -       n       n       -       -       virtual\n"
+               "error          unix  -       -       n       -       -       error\n"
+               "retry          unix  -       -       n       -       -       error\n"
+               "discard        unix  -       -       n       -       -       discard\n",
                dir, listen);
     str_printf(path, "%s/master.cf", dir);
     if (!write_new_file(str_cstr(path), text))

@@ -1,82 +1,68 @@
 /*
- * postern_queue.c - "postern queue": list the mail queue.
+ * postern_queue.c - "postern queue": list the mail queue and hurry it up.
  *
- *     postern [-c DIR] queue -p     the queue in mailq's layout
- *     postern [-c DIR] queue -j     one JSON object per message and line
+ *     postern [-c DIR] queue -p         the queue in mailq's layout
+ *     postern [-c DIR] queue -j         one JSON object per message and line
+ *     postern [-c DIR] queue -f         flush: ask qmgr to try all deferred mail now
+ *     postern [-c DIR] queue -s SITE    make deferred mail for SITE due now
+ *     postern [-c DIR] queue -i ID      make one deferred message due now
  *
- * Messages are listed queue by queue (incoming, active, deferred, hold,
- * maildrop), oldest first within a queue (queue IDs sort by arrival time).
- * Only recipients not yet delivered are shown. For a deferred message the
- * reason of the last delivery attempt per recipient comes from its defer
- * log, defer/[hash/]ID, when there is one: blocks of "name=value" lines
- * ended by an empty line, of which "recipient" and "reason" are used.
+ * Listing: qlist.h says what is listed and in which order. The queue is
+ * read directly when this process may read it (root or mail_owner);
+ * otherwise the listing comes from the showq service over public/showq
+ * (showq_proto.h), which runs as mail_owner. Both paths produce the same
+ * struct qlist_msg, printed by the same code, so the output is identical.
  *
- * The queue is read directly, so this needs read access to it (root or
- * mail_owner); unprivileged listing through showq comes later. A message
- * that disappears while it is listed (delivered, moved) is skipped with a
- * warning on stderr, as is a file that cannot be parsed.
+ * -f sends the flush wake-up ('F') to qmgr over public/qmgr. -s and -i
+ * need write access to the deferred queue: they set the modification time
+ * of each matching deferred file (qmgr's "next attempt" time) to now, then
+ * send qmgr the scan wake-up ('A'). -s matches a message when one of its
+ * undelivered recipients has SITE as its domain (case-insensitive).
+ *
+ * Privileges: when "postern" is installed setgid to setgid_group (as
+ * Postfix's postqueue is), the group is used only to connect to
+ * public/showq and public/qmgr and is dropped right after; postern.c
+ * drops it at once for every other command.
  *
  * JSON strings: '"', '\\' and control characters are escaped (\n, \t, ...,
  * \u00XX); valid UTF-8 is copied as is; a byte that is not part of valid
  * UTF-8 is written as \u00XX (the byte's value as a code point).
  *
- * SECURITY: reads queue files and defer logs, never writes. Every value
- * printed came through the strict queue file reader or is escaped here.
+ * SECURITY: the listing only reads. Every value printed came through the
+ * strict queue file reader (directly or in showq) or the strict attribute
+ * decoder, and is escaped here. -s/-i change only file times.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "attr.h"
 #include "config.h"
 #include "diag.h"
+#include "ipc.h"
 #include "log.h"
 #include "mem.h"
 #include "postern.h"
-#include "qfile.h"
+#include "qlist.h"
 #include "queue.h"
+#include "showq_proto.h"
 #include "str.h"
 
-#define DEFER_LOG_MAX   (1024 * 1024)   /* larger defer logs are not read */
 #define MAILQ_WIDTH     79              /* reason lines end at this column */
 #define MAILQ_RCPT_COL  41              /* recipients start at this column */
+#define SHOWQ_TIMEOUT   60              /* seconds per read from showq */
 
 enum queue_format {
     FORMAT_NONE,
     FORMAT_MAILQ,
     FORMAT_JSON,
-};
-
-/* Queues listed, in order, with the mark mailq puts after the ID. */
-static const struct {
-    const char *name;
-    char    mark;
-} list_queues[] = {
-    {QUEUE_INCOMING, ' '},
-    {QUEUE_ACTIVE, '*'},
-    {QUEUE_DEFERRED, ' '},
-    {QUEUE_HOLD, '!'},
-    {QUEUE_MAILDROP, ' '},
-};
-
-struct id_list {
-    char  **ids;
-    size_t  count;
-    size_t  cap;
-};
-
-struct defer_entry {
-    char   *recipient;
-    char   *reason;
-};
-
-struct defer_log {
-    struct defer_entry *items;
-    size_t  count;
-    size_t  cap;
 };
 
 struct listing {
@@ -106,112 +92,6 @@ postern_queue_config(const char *dir)
     str_free(path);
     queue_init(cfg);
     return cfg;
-}
-
-static void
-collect_id(const char *queue_name, const char *id, void *ctx)
-{
-    struct id_list *l = ctx;
-
-    l->ids = mem_grow_array(l->ids, &l->cap, l->count + 1, sizeof(*l->ids));
-    l->ids[l->count++] = mem_strdup(id);
-}
-
-static int
-compare_ids(const void *a, const void *b)
-{
-    return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-static void
-free_ids(struct id_list *l)
-{
-    for (size_t i = 0; i < l->count; i++)
-        mem_free(l->ids[i]);
-    mem_free(l->ids);
-    memset(l, 0, sizeof(*l));
-}
-
-/* Defer logs. */
-
-static void
-free_defer(struct defer_log *dl)
-{
-    for (size_t i = 0; i < dl->count; i++) {
-        mem_free(dl->items[i].recipient);
-        mem_free(dl->items[i].reason);
-    }
-    mem_free(dl->items);
-    memset(dl, 0, sizeof(*dl));
-}
-
-/* Copy text, replacing control characters (and NUL) by '?'. */
-static char *
-clean_copy(const char *s, size_t len)
-{
-    char   *out = mem_strndup(s, len);
-
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char) out[i] < 0x20 || out[i] == 0x7f)
-            out[i] = '?';
-    return out;
-}
-
-/* Read defer/[hash/]ID when it exists. A missing or unreadable log is no reason. */
-static void
-read_defer(const char *id, struct defer_log *dl)
-{
-    str_t  *path = str_new(64), *text = str_new(0), *err = str_new(0);
-    const char *p, *end, *rcpt = NULL, *reason = NULL;
-    size_t  rcpt_len = 0, reason_len = 0;
-
-    queue_path(path, QUEUE_DEFER, id);
-    if (!config_read_text(str_cstr(path), DEFER_LOG_MAX, text, err)) {
-        if (access(str_cstr(path), F_OK) == 0)
-            log_warn("%s", str_cstr(err));
-        goto out;
-    }
-    p = str_cstr(text);
-    end = p + str_len(text);
-    for (;;) {
-        const char *nl = memchr(p, '\n', (size_t) (end - p));
-        size_t  len = (size_t) ((nl ? nl : end) - p);
-
-        if (len > 10 && memcmp(p, "recipient=", 10) == 0) {
-            rcpt = p + 10;
-            rcpt_len = len - 10;
-        } else if (len > 7 && memcmp(p, "reason=", 7) == 0) {
-            reason = p + 7;
-            reason_len = len - 7;
-        }
-        /* An empty line (or the end) closes a block: keep recipient + reason. */
-        if (len == 0 || nl == NULL) {
-            if (rcpt && reason) {
-                dl->items = mem_grow_array(dl->items, &dl->cap, dl->count + 1, sizeof(*dl->items));
-                dl->items[dl->count].recipient = clean_copy(rcpt, rcpt_len);
-                dl->items[dl->count].reason = clean_copy(reason, reason_len);
-                dl->count++;
-            }
-            rcpt = reason = NULL;
-        }
-        if (nl == NULL)
-            break;
-        p = nl + 1;
-    }
-out:
-    str_free(path);
-    str_free(text);
-    str_free(err);
-}
-
-/* The last reason logged for a recipient, or NULL. */
-static const char *
-defer_reason(const struct defer_log *dl, const char *rcpt)
-{
-    for (size_t i = dl->count; i > 0; i--)
-        if (strcmp(dl->items[i - 1].recipient, rcpt) == 0)
-            return dl->items[i - 1].reason;
-    return NULL;
 }
 
 /* JSON output. */
@@ -308,32 +188,47 @@ mailq_text(str_t *buf, const char *text)
     return str_cstr(buf);
 }
 
+
+/* Give up a setgid group (see the file comment); a failure is fatal. */
 static void
-print_json(const char *queue_name, const char *id, const struct qfile *qf,
-           const struct defer_log *dl)
+drop_setgid(void)
+{
+    gid_t   rgid = getgid();
+
+    if (getegid() != rgid && setresgid(rgid, rgid, rgid) != 0)
+        log_fatal_errno("cannot drop the setgid group");
+}
+
+static char
+queue_mark(const char *queue_name)
+{
+    if (strcmp(queue_name, QUEUE_ACTIVE) == 0)
+        return '*';
+    if (strcmp(queue_name, QUEUE_HOLD) == 0)
+        return '!';
+    return ' ';
+}
+
+static void
+print_json(const struct qlist_msg *msg)
 {
     str_t  *out = str_new(256);
-    bool    first = true;
 
     str_append_cstr(out, "{\"queue_name\": ");
-    json_string(out, queue_name);
+    json_string(out, msg->queue_name);
     str_append_cstr(out, ", \"queue_id\": ");
-    json_string(out, id);
+    json_string(out, msg->queue_id);
     str_append_printf(out, ", \"arrival_time\": %lld, \"message_size\": %lld, "
-                      "\"forced_expire\": false, \"sender\": ", qf->arrival_sec, qf->message_size);
-    json_string(out, qf->sender);
+                      "\"forced_expire\": false, \"sender\": ", msg->arrival_time,
+                      msg->message_size);
+    json_string(out, msg->sender);
     str_append_cstr(out, ", \"recipients\": [");
-    for (size_t i = 0; i < qf->rcpt_count; i++) {
-        const char *reason;
-
-        if (qf->rcpts[i].done)
-            continue;
-        str_append_cstr(out, first ? "{\"address\": " : ", {\"address\": ");
-        first = false;
-        json_string(out, qf->rcpts[i].address);
-        if ((reason = defer_reason(dl, qf->rcpts[i].address)) != NULL) {
+    for (size_t i = 0; i < msg->rcpt_count; i++) {
+        str_append_cstr(out, i == 0 ? "{\"address\": " : ", {\"address\": ");
+        json_string(out, msg->rcpts[i].address);
+        if (msg->rcpts[i].reason) {
             str_append_cstr(out, ", \"delay_reason\": ");
-            json_string(out, reason);
+            json_string(out, msg->rcpts[i].reason);
         }
         str_putc(out, '}');
     }
@@ -342,14 +237,11 @@ print_json(const char *queue_name, const char *id, const struct qfile *qf,
     str_free(out);
 }
 
-/* mailq output. */
-
 static void
-print_mailq(const char *id, char mark, const struct qfile *qf, const struct defer_log *dl,
-            struct listing *ls)
+print_mailq(const struct qlist_msg *msg, const struct listing *ls)
 {
     char    when[32];
-    time_t  t = (time_t) qf->arrival_sec;
+    time_t  t = (time_t) msg->arrival_time;
     struct tm tm;
     const char *last_reason = NULL;
     str_t  *buf = str_new(64);
@@ -358,15 +250,12 @@ print_mailq(const char *id, char mark, const struct qfile *qf, const struct defe
         printf("%-11s %8s %-20s %s\n", "-Queue ID-", "--Size--", "----Arrival Time----",
                "-Sender/Recipient-------");
     if (localtime_r(&t, &tm) == NULL || strftime(when, sizeof(when), "%a %b %e %H:%M:%S", &tm) == 0)
-        snprintf(when, sizeof(when), "%lld", qf->arrival_sec);
-    printf("%-10s%c %8lld %-20.20s %s\n", id, mark, qf->message_size, when,
-           *qf->sender ? mailq_text(buf, qf->sender) : "MAILER-DAEMON");
-    for (size_t i = 0; i < qf->rcpt_count; i++) {
-        const char *reason;
+        snprintf(when, sizeof(when), "%lld", msg->arrival_time);
+    printf("%-10s%c %8lld %-20.20s %s\n", msg->queue_id, queue_mark(msg->queue_name),
+           msg->message_size, when, *msg->sender ? mailq_text(buf, msg->sender) : "MAILER-DAEMON");
+    for (size_t i = 0; i < msg->rcpt_count; i++) {
+        const char *reason = msg->rcpts[i].reason;
 
-        if (qf->rcpts[i].done)
-            continue;
-        reason = defer_reason(dl, qf->rcpts[i].address);
         if (reason && (last_reason == NULL || strcmp(reason, last_reason) != 0)) {
             int     pad;
 
@@ -375,73 +264,184 @@ print_mailq(const char *id, char mark, const struct qfile *qf, const struct defe
             printf("%*s(%s)\n", pad > 0 ? pad : 0, "", str_cstr(buf));
             last_reason = reason;
         }
-        printf("%*s%s\n", MAILQ_RCPT_COL, "", mailq_text(buf, qf->rcpts[i].address));
+        printf("%*s%s\n", MAILQ_RCPT_COL, "", mailq_text(buf, msg->rcpts[i].address));
     }
     printf("\n");
     str_free(buf);
 }
 
-/* List one message; skipped with a warning when it vanished or is damaged. */
-static void
-list_one(const char *queue_name, char mark, const char *id, struct listing *ls)
+/* qlist callback (also used for messages from showq): print one message. */
+static int
+print_message(const struct qlist_msg *msg, void *ctx)
 {
-    str_t  *path = str_new(64), *err = str_new(0);
-    struct qfile qf;
-    struct defer_log dl = {0};
-    int     fd, rc;
-    bool    maildrop = strcmp(queue_name, QUEUE_MAILDROP) == 0;
+    struct listing *ls = ctx;
 
-    queue_path(path, queue_name, id);
-    if ((fd = open(str_cstr(path), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
-        if (errno == ENOENT)
-            log_warn("%s/%s: gone while listing (delivered or moved)", queue_name, id);
-        else
-            log_warn("cannot open %s: %s", str_cstr(path), strerror(errno));
-        str_free(path);
-        str_free(err);
-        return;
+    if (ls->format == FORMAT_JSON)
+        print_json(msg);
+    else
+        print_mailq(msg, ls);
+    ls->messages++;
+    ls->total_size += msg->message_size;
+    return 0;
+}
+
+/*
+ * Decode one showq list into msg: a new message (cont false) or the
+ * continuation of msg (cont true: same queue and ID). Sets *more.
+ * Returns false with err set for anything malformed.
+ */
+static bool
+showq_decode(attr_list_t *al, struct qlist_msg *msg, bool cont, bool *more, str_t *err)
+{
+    const char *qname, *id, *sender, *addr, *reason, *more_s;
+    long long arrival, size, count;
+    str_t  *name = str_new(32);
+    bool    ok = false;
+
+    if (attr_get_str(al, "queue_name", &qname) != ATTR_OK
+        || attr_get_str(al, "queue_id", &id) != ATTR_OK
+        || attr_get_int(al, "arrival_time", 0, 1LL << 40, &arrival) != ATTR_OK
+        || attr_get_int(al, "message_size", 0, 1LL << 50, &size) != ATTR_OK
+        || attr_get_str(al, "sender", &sender) != ATTR_OK
+        || attr_get_int(al, "rcpt_count", 0, SHOWQ_RCPT_CHUNK, &count) != ATTR_OK) {
+        str_set_cstr(err, attr_last_error(al));
+        goto out;
     }
-    rc = qfile_read(fd, str_cstr(path), maildrop ? QFILE_FLAG_MAILDROP : QFILE_FLAG_QUEUE, &qf, err);
-    if (close(fd) != 0)
-        log_warn("close %s: %s", str_cstr(path), strerror(errno));
-    if (rc != QFILE_DONE) {
-        log_warn("skipping %s", str_cstr(err));
+    if (qlist_queue_name(qname) == NULL || !queue_id_ok(id)) {
+        str_set_cstr(err, "bad queue name or queue ID");
+        goto out;
+    }
+    if (cont) {
+        if (strcmp(msg->queue_id, id) != 0 || strcmp(msg->queue_name, qname) != 0) {
+            str_set_cstr(err, "continuation of a different message");
+            goto out;
+        }
     } else {
-        if (strcmp(queue_name, QUEUE_DEFERRED) == 0)
-            read_defer(id, &dl);
-        if (ls->format == FORMAT_JSON)
-            print_json(queue_name, id, &qf, &dl);
-        else
-            print_mailq(id, mark, &qf, &dl, ls);
-        ls->messages++;
-        ls->total_size += qf.message_size;
+        qlist_msg_init(msg);
+        msg->queue_name = qlist_queue_name(qname);
+        memcpy(msg->queue_id, id, strlen(id) + 1);
+        msg->arrival_time = arrival;
+        msg->message_size = size;
+        msg->sender = mem_strdup(sender);
     }
-    free_defer(&dl);
-    qfile_free(&qf);
-    str_free(path);
+    for (long long i = 0; i < count; i++) {
+        str_printf(name, "rcpt_%lld_address", i);
+        if (attr_get_str(al, str_cstr(name), &addr) != ATTR_OK) {
+            str_set_cstr(err, attr_last_error(al));
+            goto out;
+        }
+        str_printf(name, "rcpt_%lld_reason", i);
+        switch (attr_get_str(al, str_cstr(name), &reason)) {
+        case ATTR_OK:
+            break;
+        case ATTR_MISSING:
+            reason = NULL;
+            break;
+        default:
+            str_set_cstr(err, attr_last_error(al));
+            goto out;
+        }
+        qlist_msg_add_rcpt(msg, addr, reason);
+    }
+    switch (attr_get_str(al, "more", &more_s)) {
+    case ATTR_OK:
+        if (strcmp(more_s, "1") != 0) {
+            str_set_cstr(err, "bad \"more\" attribute");
+            goto out;
+        }
+        *more = true;
+        break;
+    case ATTR_MISSING:
+        *more = false;
+        break;
+    default:
+        str_set_cstr(err, attr_last_error(al));
+        goto out;
+    }
+    ok = attr_check_end(al, err) == ATTR_OK;
+out:
+    str_free(name);
+    return ok;
+}
+
+/* The listing from public/showq. */
+static bool
+list_via_showq(const char *qdir, struct listing *ls)
+{
+    str_t  *err = str_new(0);
+    stream_t *st = ipc_connect(qdir, SHOWQ_CLASS, SHOWQ_SERVICE, SHOWQ_PROTOCOL, SHOWQ_TIMEOUT, err);
+    attr_list_t *al = attr_list_new();
+    struct qlist_msg msg;
+    bool    ok = false, cont = false, more = false;
+    long long done;
+
+    drop_setgid();
+    qlist_msg_init(&msg);
+    if (st == NULL) {
+        log_error("cannot list the queue: no access to %s, and the showq service is not "
+                  "reachable: %s", qdir, str_cstr(err));
+        goto out;
+    }
+    for (;;) {
+        int     rc = attr_read(st, NULL, al, err);
+
+        if (rc == ATTR_EOF)
+            str_set_cstr(err, "connection closed");
+        if (rc != ATTR_OK) {
+            log_error("showq: listing incomplete: %s", str_cstr(err));
+            goto out;
+        }
+        if (!cont && attr_list_count(al) == 1 && strcmp(attr_name_at(al, 0), "done") == 0) {
+            if (attr_get_int(al, "done", 0, 1LL << 40, &done) != ATTR_OK || done != ls->messages) {
+                log_error("showq: listing incomplete: server sent %s messages, %ld received",
+                          attr_value_at(al, 0, NULL), ls->messages);
+                goto out;
+            }
+            ok = true;
+            break;
+        }
+        if (!showq_decode(al, &msg, cont, &more, err)) {
+            log_error("showq: bad reply: %s", str_cstr(err));
+            goto out;
+        }
+        cont = more;
+        if (!more) {
+            print_message(&msg, ls);
+            qlist_msg_free(&msg);
+        }
+    }
+out:
+    qlist_msg_free(&msg);
+    attr_list_free(al);
+    if (st)
+        (void) stream_close(st);
     str_free(err);
+    return ok;
+}
+
+/* True when this process can read the queue itself (cwd = queue_directory). */
+static bool
+queue_readable(void)
+{
+    if (faccessat(AT_FDCWD, QUEUE_INCOMING, R_OK | X_OK, AT_EACCESS) == 0)
+        return true;
+    return errno == ENOENT;     /* not created yet: an empty queue */
 }
 
 static int
-list_queue(enum queue_format format)
+list_queue(const char *qdir, enum queue_format format)
 {
     struct listing ls = {.format = format};
 
-    for (size_t q = 0; q < sizeof(list_queues) / sizeof(list_queues[0]); q++) {
-        struct id_list ids = {0};
-        const char *name = list_queues[q].name;
-
-        if (queue_walk(name, collect_id, &ids) < 0) {
-            if (errno != ENOENT)
-                log_warn("cannot read queue %s: %s", name, strerror(errno));
-            free_ids(&ids);
-            continue;
-        }
-        if (ids.count > 1)
-            qsort(ids.ids, ids.count, sizeof(*ids.ids), compare_ids);
-        for (size_t i = 0; i < ids.count; i++)
-            list_one(name, list_queues[q].mark, ids.ids[i], &ls);
-        free_ids(&ids);
+    if (chdir(qdir) == 0 && queue_readable()) {
+        drop_setgid();
+        (void) qlist_walk(print_message, &ls);
+    } else if (errno != EACCES && errno != EPERM) {
+        log_error("cannot enter queue_directory %s: %s", qdir, strerror(errno));
+        return POSTERN_EXIT_FAIL;
+    } else if (!list_via_showq(qdir, &ls)) {
+        (void) fflush(stdout);
+        return POSTERN_EXIT_FAIL;
     }
     if (format == FORMAT_MAILQ) {
         if (ls.messages == 0)
@@ -457,10 +457,165 @@ list_queue(enum queue_format format)
     return POSTERN_EXIT_OK;
 }
 
+/* -f: wake qmgr with 'F'. */
+static int
+flush_queue(const char *qdir)
+{
+    int     rc = ipc_trigger(qdir, "public", "qmgr", IPC_TRIGGER_FLUSH);
+
+    drop_setgid();
+    if (rc != 0) {
+        log_error("cannot flush the mail queue: the mail system is down "
+                  "(nobody listens on %s/public/qmgr)", qdir);
+        return POSTERN_EXIT_FAIL;
+    }
+    return POSTERN_EXIT_OK;
+}
+
+/* Make deferred/ID due now: its mtime is qmgr's next-attempt time. */
+static bool
+make_due(const char *id)
+{
+    str_t  *path = str_new(64);
+    struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
+    bool    ok;
+
+    queue_path(path, QUEUE_DEFERRED, id);
+    ok = utimensat(AT_FDCWD, str_cstr(path), ts, AT_SYMLINK_NOFOLLOW) == 0;
+    if (!ok && errno != ENOENT)
+        log_warn("cannot set the time of %s: %s", str_cstr(path), strerror(errno));
+    str_free(path);
+    return ok;
+}
+
+/* Ask qmgr to scan deferred/ now; a stopped qmgr finds the files due when it starts. */
+static void
+wake_scan(const char *qdir)
+{
+    if (ipc_trigger(qdir, "public", "qmgr", IPC_TRIGGER_SCAN) != 0)
+        log_warn("qmgr is not running: the mail is tried when the mail system starts");
+}
+
+struct site_match {
+    const char *site;
+    long    matched;
+};
+
+/* True when an undelivered recipient of msg is in domain site. */
+static bool
+has_site(const struct qlist_msg *msg, const char *site)
+{
+    for (size_t i = 0; i < msg->rcpt_count; i++) {
+        const char *at = strrchr(msg->rcpts[i].address, '@');
+
+        if (at && strcasecmp(at + 1, site) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int
+site_one(const struct qlist_msg *msg, void *ctx)
+{
+    struct site_match *sm = ctx;
+
+    if (has_site(msg, sm->site) && make_due(msg->queue_id))
+        sm->matched++;
+    return 0;
+}
+
+/* Need write access to the queue for -s and -i. */
+static bool
+enter_queue_rw(const char *qdir, const char *what)
+{
+    drop_setgid();
+    if (chdir(qdir) != 0) {
+        log_error("cannot enter queue_directory %s: %s", qdir, strerror(errno));
+        return false;
+    }
+    if (faccessat(AT_FDCWD, QUEUE_DEFERRED, W_OK | X_OK, AT_EACCESS) != 0 && errno != ENOENT) {
+        log_error("%s: permission denied: run as root or as mail_owner", what);
+        return false;
+    }
+    return true;
+}
+
+static bool
+site_ok(const char *site)
+{
+    if (*site == 0 || strlen(site) > 255)
+        return false;
+    for (const char *p = site; *p; p++)
+        if ((unsigned char) *p <= ' ' || *p == 0x7f || *p == '@')
+            return false;
+    return true;
+}
+
+/* -s SITE */
+static int
+flush_site(const char *qdir, const char *site)
+{
+    struct site_match sm = {.site = site};
+
+    if (!site_ok(site)) {
+        log_error("queue -s: bad site name");
+        return POSTERN_EXIT_USAGE;
+    }
+    if (!enter_queue_rw(qdir, "queue -s"))
+        return POSTERN_EXIT_FAIL;
+    (void) qlist_walk_queue(QUEUE_DEFERRED, site_one, &sm);
+    if (sm.matched > 0)
+        wake_scan(qdir);
+    return POSTERN_EXIT_OK;
+}
+
+/* -i ID */
+static int
+flush_id(const char *qdir, const char *id)
+{
+    str_t  *path = str_new(64);
+    struct stat sb;
+    int     rc = POSTERN_EXIT_FAIL;
+
+    if (!queue_id_ok(id)) {
+        log_error("queue -i: invalid queue ID");
+        str_free(path);
+        return POSTERN_EXIT_USAGE;
+    }
+    if (!enter_queue_rw(qdir, "queue -i")) {
+        str_free(path);
+        return POSTERN_EXIT_FAIL;
+    }
+    if (make_due(id)) {
+        wake_scan(qdir);
+        rc = POSTERN_EXIT_OK;
+        goto out;
+    }
+    queue_path(path, QUEUE_ACTIVE, id);
+    if (lstat(str_cstr(path), &sb) == 0) {
+        rc = POSTERN_EXIT_OK;           /* being delivered right now */
+        goto out;
+    }
+    queue_path(path, QUEUE_INCOMING, id);
+    if (lstat(str_cstr(path), &sb) == 0) {
+        (void) ipc_trigger(qdir, "public", "qmgr", IPC_TRIGGER_WAKEUP);
+        rc = POSTERN_EXIT_OK;
+        goto out;
+    }
+    queue_path(path, QUEUE_HOLD, id);
+    if (lstat(str_cstr(path), &sb) == 0)
+        log_error("%s: the message is on hold (release it with \"postern super -H %s\")", id, id);
+    else
+        log_error("%s: no such message in the deferred queue", id);
+out:
+    str_free(path);
+    return rc;
+}
+
 static int
 queue_usage(void)
 {
-    fprintf(stderr, "usage: postern queue -p | -j\n");
+    fprintf(stderr, "usage: postern queue -p | -j | -f | -s site | -i queue_id\n");
     return POSTERN_EXIT_USAGE;
 }
 
@@ -469,38 +624,43 @@ postern_queue(const char *dir, int argc, char **argv)
 {
     enum queue_format format = FORMAT_NONE;
     config_t *cfg;
-    const char *qdir;
-    int     ch, rc;
+    char   *qdir;
+    const char *arg = NULL;
+    int     ch, rc, action = 0;
 
     optind = 1;
-    while ((ch = getopt(argc, argv, "pjfsi:")) != -1) {
-        switch (ch) {
-        case 'p':
-        case 'j':
-            if (format != FORMAT_NONE)
-                return queue_usage();
-            format = ch == 'p' ? FORMAT_MAILQ : FORMAT_JSON;
-            break;
-        case 'f':
-        case 's':
-        case 'i':
-            log_error("queue: -%c is not available yet (it comes with the flush service)", ch);
-            return POSTERN_EXIT_FAIL;
-        default:
+    while ((ch = getopt(argc, argv, "pjfs:i:")) != -1) {
+        if (ch == '?' || action != 0)
             return queue_usage();
-        }
+        action = ch;
+        if (ch == 'p' || ch == 'j')
+            format = ch == 'p' ? FORMAT_MAILQ : FORMAT_JSON;
+        else if (ch == 's' || ch == 'i')
+            arg = optarg;
     }
-    if (format == FORMAT_NONE || optind != argc)
+    if (action == 0 || optind != argc)
         return queue_usage();
-    if ((cfg = postern_queue_config(dir)) == NULL)
-        return POSTERN_EXIT_FAIL;
-    qdir = config_str(cfg, "queue_directory");
-    if (chdir(qdir) != 0) {
-        log_error("cannot enter queue_directory %s: %s", qdir, strerror(errno));
-        config_free(cfg);
+    if ((cfg = postern_queue_config(dir)) == NULL) {
+        drop_setgid();
         return POSTERN_EXIT_FAIL;
     }
-    rc = list_queue(format);
+    qdir = mem_strdup(config_str(cfg, "queue_directory"));
     config_free(cfg);
+    switch (action) {
+    case 'p':
+    case 'j':
+        rc = list_queue(qdir, format);
+        break;
+    case 'f':
+        rc = flush_queue(qdir);
+        break;
+    case 's':
+        rc = flush_site(qdir, arg);
+        break;
+    default:
+        rc = flush_id(qdir, arg);
+        break;
+    }
+    mem_free(qdir);
     return rc;
 }
