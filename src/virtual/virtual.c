@@ -32,7 +32,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -200,7 +202,6 @@ make_dirs(const char *base, const char *rel, bool last_too, uid_t uid, gid_t gid
     while (next != NULL) {
         char   *comp = next;
         int     fd;
-        bool    created = false;
 
         next = strtok_r(NULL, "/", &save);
         if (next == NULL && !last_too) {
@@ -222,13 +223,50 @@ make_dirs(const char *base, const char *rel, bool last_too, uid_t uid, gid_t gid
         str_append_printf(done, "/%s", comp);
         fd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT) {
-            if (mkdirat(dfd, comp, next == NULL ? 0700 : 0755) != 0 && errno != EEXIST) {
+            /*
+             * Create the directory under a private name, give it to its
+             * owner, then move it into place without replacing anything: a
+             * second agent creating the same mailbox at the same moment
+             * never sees it half made (still root's), and never has it
+             * replaced under its feet.
+             */
+            char    tmp[NAME_MAX + 1];
+            int     n = snprintf(tmp, sizeof(tmp), ".%.200s.%ld.tmp", comp, (long) getpid());
+
+            if (n < 0 || (size_t) n >= sizeof(tmp)) {
+                str_printf(why, "mailbox path component too long in %s", str_cstr(done));
+                *dsn = "5.2.0";
+                rc = DELIVER_FAIL_PERM;
+                break;
+            }
+            (void) unlinkat(dfd, tmp, AT_REMOVEDIR);    /* left by a crash of this pid */
+            if (mkdirat(dfd, tmp, next == NULL ? 0700 : 0755) != 0) {
                 str_printf(why, "cannot create directory %s: %s", str_cstr(done), strerror(errno));
                 *dsn = errno == ENOSPC ? "4.3.1" : errno == EDQUOT ? "4.2.2" : "4.2.0";
                 rc = DELIVER_FAIL_TEMP;
                 break;
             }
-            created = true;
+            if (vconf.root && fchownat(dfd, tmp, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
+                str_printf(why, "cannot give directory %s to uid %ld: %s", str_cstr(done),
+                           (long) uid, strerror(errno));
+                *dsn = "4.3.0";
+                rc = DELIVER_FAIL_TEMP;
+                (void) unlinkat(dfd, tmp, AT_REMOVEDIR);
+                break;
+            }
+            if (renameat2(dfd, tmp, dfd, comp, RENAME_NOREPLACE) != 0) {
+                int     saved = errno;
+
+                (void) unlinkat(dfd, tmp, AT_REMOVEDIR);
+                if (saved != EEXIST) {
+                    str_printf(why, "cannot create directory %s: %s", str_cstr(done),
+                               strerror(saved));
+                    *dsn = "4.2.0";
+                    rc = DELIVER_FAIL_TEMP;
+                    break;
+                }
+                /* Another agent made it first: use theirs. */
+            }
             fd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         }
         if (fd < 0) {
@@ -248,14 +286,6 @@ make_dirs(const char *base, const char *rel, bool last_too, uid_t uid, gid_t gid
                 *dsn = "4.2.0";
                 rc = DELIVER_FAIL_TEMP;
             }
-            break;
-        }
-        if (created && vconf.root && fchown(fd, uid, gid) != 0) {
-            str_printf(why, "cannot give directory %s to uid %ld: %s", str_cstr(done),
-                       (long) uid, strerror(errno));
-            *dsn = "4.3.0";
-            rc = DELIVER_FAIL_TEMP;
-            close(fd);
             break;
         }
         close(dfd);
