@@ -1,7 +1,8 @@
 #!/bin/sh
-# run.sh - run every benchmark in bench/ (each BENCH.sh but this one and
-# install-deps.sh) against the build in $1, after installing the packages
-# only the benchmarks need. Called by "make bench". Exit 1 if any failed.
+# run.sh - run every benchmark in bench/ (each BENCH.sh but this one,
+# install-deps.sh and lib.sh, the functions they share) against the build
+# in $1, after installing the packages only the benchmarks need. Called by
+# "make bench". Exit 1 if any failed.
 #
 # Each benchmark prints its table and ends with one "NAME: ..." result line;
 # run.sh repeats those lines at the end, one per scenario.
@@ -19,7 +20,7 @@ trap 'rm -f "$summary"' EXIT INT TERM
 rc=0
 for b in "$top"/bench/*.sh; do
     name=$(basename "$b" .sh)
-    case "$name" in run|install-deps) continue ;; esac
+    case "$name" in run|install-deps|lib) continue ;; esac
     echo "== bench: $name"
     out=$(mktemp); stf=$(mktemp)
     # POSIX sh has no PIPESTATUS: the benchmark's status goes through a file.
