@@ -10,5 +10,6 @@ if [ ! -f "$dir/main.cf" ]; then
     "$postern" init "$dir" --listen 127.0.0.1:2525
 fi
 echo "postern demo: instance $dir, SMTP on 127.0.0.1:2525, log $dir/log/maillog"
-echo "postern demo: try: swaks --server 127.0.0.1:2525 --quit-after EHLO   (Ctrl-C stops)"
+echo "postern demo: try: swaks --server 127.0.0.1:2525 --to bob@localhost   (Ctrl-C stops)"
+echo "postern demo: mail for NAME@localhost lands in $dir/mail/NAME/new/"
 exec "$postern" -c "$dir" start-fg
