@@ -388,30 +388,6 @@ def test_postdrop_truncated_input_leaves_nothing(started):
     assert maildrop_files(started) == []
 
 
-def test_postdrop_refuses_untrusted_config_dir(started, tmp_path):
-    if not IS_ROOT:
-        pytest.skip("needs root to run as another user")
-    user = throwaway_user()
-    try:
-        copy = tmp_path / "conf"
-        copy.mkdir()
-        shutil.copy(started.main_cf, copy / "main.cf")
-        os.chown(copy, pwd.getpwnam(user).pw_uid, -1)
-        os.chmod(tmp_path, 0o755)
-        pw = pwd.getpwnam(user)
-
-        def drop():
-            os.setgroups([])
-            os.setgid(pw.pw_gid)
-            os.setuid(pw.pw_uid)
-        r = subprocess.run([POSTDROP, "-c", str(copy)], input=good_records(), capture_output=True,
-                           timeout=30, env=started.env(), preexec_fn=drop)
-        assert r.returncode == EX_NOPERM, r.stderr
-        assert "alternate_config_directories" in r.stderr.decode()
-    finally:
-        remove_user(user)
-
-
 def test_mailq_is_postern_queue(started):
     q = started.run("queue", "-p")
     r = subprocess.run([MAILQ, "-C", started.dir], capture_output=True, text=True, timeout=30,
@@ -499,6 +475,28 @@ def test_authorized_submit_users(setgid_postdrop):
     inst.run("conf", "-e", f"authorized_submit_users = !root, inline:{{{user}=yes}}")
     r = sendmail(inst, "bob", input=b"hi\n", user=user)
     assert r.returncode == 0, r.stderr
+
+
+def test_setgid_postdrop_refuses_untrusted_config_dir(setgid_postdrop, tmp_path):
+    # Set-gid, postdrop accepts a configuration directory from a user only when
+    # the administrator chose it; a user's own copy of main.cf is refused.
+    inst, user, cmd_dir = setgid_postdrop
+    pw = pwd.getpwnam(user)
+    copy = tmp_path / "conf"
+    copy.mkdir()
+    shutil.copy(inst.main_cf, copy / "main.cf")
+    os.chown(copy, pw.pw_uid, -1)
+    os.chmod(tmp_path, 0o755)
+
+    def drop():
+        os.setgroups([])
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+    r = subprocess.run([os.path.join(cmd_dir, "postdrop"), "-c", str(copy)], input=good_records(),
+                       capture_output=True, timeout=30, env=inst.env(), preexec_fn=drop)
+    assert r.returncode == EX_NOPERM, r.stderr
+    assert "alternate_config_directories" in r.stderr.decode()
+    assert maildrop_files(inst) == []
 
 
 def test_postdrop_without_group_cannot_write(setgid_postdrop):

@@ -15,11 +15,12 @@
  * for input that breaks the rules, with a message on standard error.
  *
  * SECURITY: installed set-gid to setgid_group (never set-uid) so that it
- * can write into maildrop/ (mode 0730, mail_owner:setgid_group) and reach
+ * can write into maildrop/ (mode 1730, mail_owner:setgid_group) and reach
  * public/. It trusts neither its environment nor its input: the
- * environment is cleared; a configuration directory other than the default
- * is accepted from an unprivileged user only if alternate_config_directories
- * of the default main.cf lists it, or if that directory and its main.cf
+ * environment is cleared; when it runs set-gid, a configuration directory
+ * other than the default is accepted from an unprivileged user only if
+ * alternate_config_directories of the default main.cf lists it, or if that
+ * directory and its main.cf
  * belong to root and nobody else may write them (so only the administrator
  * chose their content). Input is checked record by record before it is
  * written. The file it creates is mode 0444, owned by the submitting user:
@@ -240,7 +241,13 @@ main(int argc, char **argv)
         config_dir = env_config ? env_config : INSTANCE_DEFAULT_DIR;
     if (config_dir[0] != '/')
         die(EX_USAGE, "configuration directory must be an absolute path: %s", config_dir);
-    if (uid != 0 && !config_dir_allowed(config_dir, err))
+    /*
+     * The check matters only when postdrop runs with a group the caller
+     * does not have (installed set-gid): without it, as in a development
+     * build or a user's own instance, it can do nothing the caller could
+     * not do anyway.
+     */
+    if (uid != 0 && getegid() != getgid() && !config_dir_allowed(config_dir, err))
         die(EX_NOPERM, "%s", str_cstr(err));
 
     cfg = config_new();
