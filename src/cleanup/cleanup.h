@@ -78,7 +78,7 @@ struct cleanup_state {
 
     /* The queue file. */
     int     fd;                     /* -1 when none */
-    str_t  *temp_path;              /* incoming/.tmp.XXX while not committed */
+    str_t  *temp_path;              /* incoming/.tmp.<random> until committed */
     struct timeval create_time;     /* when the file was made (queue ID, Message-Id) */
     str_t  *out;                    /* records not yet written to fd */
     long long out_written;          /* bytes of the file already written */

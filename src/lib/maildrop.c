@@ -14,7 +14,7 @@
 #include "dict.h"
 #include "maildrop.h"
 #include "mem.h"
-#include "rec_type.h"
+#include "rec.h"
 
 enum {
     ST_TIME,                /* expect T */
@@ -84,60 +84,6 @@ fail(struct maildrop_check *mc, const char *fmt, ...)
     return MAILDROP_BAD;
 }
 
-/* A value may hold no NUL and no control characters (tabs excepted when tab_ok). */
-static bool
-clean_text(const char *data, size_t len, bool tab_ok)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char) data[i];
-
-        if (c == '\t' && tab_ok)
-            continue;
-        if (c < 0x20 || c == 0x7f)
-            return false;
-    }
-    return true;
-}
-
-/* A decimal number without sign or leading zeros, at most max. */
-static bool
-parse_decimal(const char *s, size_t len, long long max, long long *out)
-{
-    long long v = 0;
-
-    if (len == 0 || len > 18 || (len > 1 && s[0] == '0'))
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (!isdigit((unsigned char) s[i]))
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-/* "SECONDS" or "SECONDS.MICROSECONDS". */
-static bool
-time_ok(const char *data, size_t len)
-{
-    const char *dot = memchr(data, '.', len);
-    size_t  secs = dot ? (size_t) (dot - data) : len;
-    long long v;
-
-    if (!parse_decimal(data, secs, 99999999999LL, &v))
-        return false;
-    if (dot == NULL)
-        return true;
-    if (len - secs - 1 < 1 || len - secs - 1 > 6)
-        return false;
-    for (size_t i = secs + 1; i < len; i++)
-        if (!isdigit((unsigned char) data[i]))
-            return false;
-    return true;
-}
-
 /* A login name as postdrop writes it: the characters of portable user names. */
 static bool
 user_name_ok(const char *s, size_t len)
@@ -169,7 +115,7 @@ check_attr(struct maildrop_check *mc, const char *data, size_t len)
     nlen = (size_t) (eq - data);
     val = eq + 1;
     vlen = len - nlen - 1;
-    if (!clean_text(val, vlen, false))
+    if (!rec_text_ok(val, vlen, false))
         return fail(mc, "attribute value with a control character");
     for (i = 0; i < NATTRS; i++)
         if (strlen(known_attrs[i].name) == nlen && memcmp(known_attrs[i].name, data, nlen) == 0)
@@ -188,7 +134,7 @@ check_attr(struct maildrop_check *mc, const char *data, size_t len)
     mc->seen_attrs |= 1u << i;
 
     if (strcmp(known_attrs[i].name, REC_ATTR_SUBMIT_FLAGS) == 0) {
-        if (!parse_decimal(val, vlen, CLEANUP_FLAG_MASK, &v) || (v & ~CLEANUP_FLAG_EXTRACT) != 0)
+        if (!rec_parse_decimal(val, vlen, CLEANUP_FLAG_MASK, &v) || (v & ~CLEANUP_FLAG_EXTRACT) != 0)
             return fail(mc, "bad %s value", REC_ATTR_SUBMIT_FLAGS);
         mc->submit_flags = (int) v;
     } else if (strcmp(known_attrs[i].name, REC_ATTR_DSN_ENVID) == 0) {
@@ -198,10 +144,10 @@ check_attr(struct maildrop_check *mc, const char *data, size_t len)
             if ((unsigned char) val[k] < 0x21 || (unsigned char) val[k] > 0x7e)
                 return fail(mc, "%s must be printable ASCII without spaces", REC_ATTR_DSN_ENVID);
     } else if (strcmp(known_attrs[i].name, REC_ATTR_DSN_RET) == 0) {
-        if (!parse_decimal(val, vlen, DSN_RET_HDRS, &v) || (v != DSN_RET_FULL && v != DSN_RET_HDRS))
+        if (!rec_parse_decimal(val, vlen, DSN_RET_HDRS, &v) || (v != DSN_RET_FULL && v != DSN_RET_HDRS))
             return fail(mc, "bad %s value", REC_ATTR_DSN_RET);
     } else if (strcmp(known_attrs[i].name, REC_ATTR_SUBMIT_UID) == 0) {
-        if (!parse_decimal(val, vlen, 0xfffffffeLL, &v))
+        if (!rec_parse_decimal(val, vlen, 0xfffffffeLL, &v))
             return fail(mc, "bad %s value", REC_ATTR_SUBMIT_UID);
         mc->submit_uid = v;
     } else if (strcmp(known_attrs[i].name, REC_ATTR_SUBMIT_USER) == 0) {
@@ -219,7 +165,7 @@ check_address(struct maildrop_check *mc, const char *what, const char *data, siz
         return fail(mc, "empty %s address", what);
     if (len > MAILDROP_ADDR_MAX)
         return fail(mc, "%s address longer than %d bytes", what, MAILDROP_ADDR_MAX);
-    if (!clean_text(data, len, false))
+    if (!rec_text_ok(data, len, false))
         return fail(mc, "%s address with a control character", what);
     return MAILDROP_MORE;
 }
@@ -239,7 +185,7 @@ check_envelope(struct maildrop_check *mc, int type, const char *data, size_t len
         if (mc->pending_orcpt || mc->pending_notify)
             return fail(mc, "original recipient record out of order");
         if (len == 0 || len > MAILDROP_ADDR_MAX || memchr(data, ';', len) == NULL
-            || !clean_text(data, len, false))
+            || !rec_text_ok(data, len, false))
             return fail(mc, "bad original recipient record");
         mc->pending_orcpt = true;
         mc->state = ST_RCPT;
@@ -247,7 +193,7 @@ check_envelope(struct maildrop_check *mc, int type, const char *data, size_t len
     case REC_TYPE_NOTIFY:
         if (mc->pending_notify)
             return fail(mc, "notify record given twice for one recipient");
-        if (!parse_decimal(data, len, DSN_NOTIFY_NEVER | DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE
+        if (!rec_parse_decimal(data, len, DSN_NOTIFY_NEVER | DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE
                            | DSN_NOTIFY_DELAY, &v) || v == 0
             || ((v & DSN_NOTIFY_NEVER) && v != DSN_NOTIFY_NEVER))
             return fail(mc, "bad notify record");
@@ -283,18 +229,22 @@ int
 maildrop_check_record(struct maildrop_check *mc, int type, const char *data, size_t len)
 {
     switch (mc->state) {
-    case ST_TIME:
+    case ST_TIME: {
+        long long t_sec;
+        long    t_usec;
+
         if (type != REC_TYPE_TIME)
             return fail(mc, "the first record is not the arrival time");
-        if (!time_ok(data, len))
+        if (!rec_parse_time(data, len, &t_sec, &t_usec))
             return fail(mc, "bad arrival time");
         mc->state = ST_SENDER;
         return MAILDROP_MORE;
+    }
     case ST_SENDER:
         if (type == REC_TYPE_FULLNAME) {
             if (mc->seen_fullname)
                 return fail(mc, "full name record given twice");
-            if (len > MAILDROP_NAME_MAX || !clean_text(data, len, true))
+            if (len > MAILDROP_NAME_MAX || !rec_text_ok(data, len, true))
                 return fail(mc, "bad full name record");
             mc->seen_fullname = true;
             return MAILDROP_MORE;

@@ -19,7 +19,6 @@
 #include "rec.h"
 #include "stream.h"
 
-#define DECIMAL_TIME_MAX    99999999999LL   /* seconds: year 5138 */
 #define SIZE_FIELD_MAX      999999999999999LL
 
 enum reader_state {
@@ -116,64 +115,6 @@ fail(qfile_reader_t *r, off_t at, int result, const char *fmt, ...)
     return result;
 }
 
-/* No NUL, CR, LF or other control characters (a tab when tab_ok). */
-static bool
-clean_text(const char *data, size_t len, bool tab_ok)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char) data[i];
-
-        if ((c < 0x20 && !(c == '\t' && tab_ok)) || c == 0x7f)
-            return false;
-    }
-    return true;
-}
-
-/* A decimal number without sign or leading zeros, at most max. */
-static bool
-parse_decimal(const char *s, size_t len, long long max, long long *out)
-{
-    long long v = 0;
-
-    if (len == 0 || len > 18 || (len > 1 && s[0] == '0'))
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (!isdigit((unsigned char) s[i]))
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-/*
- * "SECONDS" or "SECONDS.MICROSECONDS": the part after the dot is 1 to 6
- * digits read as a whole number of microseconds ("%06ld" as written).
- */
-static bool
-parse_time(const char *data, size_t len, long long *sec, long *usec)
-{
-    const char *dot = memchr(data, '.', len);
-    size_t  slen = dot ? (size_t) (dot - data) : len;
-    long    us = 0;
-
-    if (!parse_decimal(data, slen, DECIMAL_TIME_MAX, sec))
-        return false;
-    if (dot) {
-        if (len - slen - 1 < 1 || len - slen - 1 > 6)
-            return false;
-        for (size_t i = slen + 1; i < len; i++) {
-            if (!isdigit((unsigned char) data[i]))
-                return false;
-            us = us * 10 + (data[i] - '0');
-        }
-    }
-    *usec = us;
-    return true;
-}
-
 /* The C record: three right-aligned decimal fields of REC_SIZE_WIDTH. */
 static bool
 parse_size(const char *data, size_t len, long long v[3])
@@ -188,7 +129,7 @@ parse_size(const char *data, size_t len, long long v[3])
             return false;
         while (i < REC_SIZE_WIDTH && p[i] == ' ')
             i++;
-        if (!parse_decimal(p + i, REC_SIZE_WIDTH - i, SIZE_FIELD_MAX, &v[f]))
+        if (!rec_parse_decimal(p + i, REC_SIZE_WIDTH - i, SIZE_FIELD_MAX, &v[f]))
             return false;
     }
     return true;
@@ -205,7 +146,7 @@ attr_ok(const char *data, size_t len)
     for (const char *p = data; p < eq; p++)
         if (!((*p >= 'a' && *p <= 'z') || *p == '_'))
             return false;
-    return clean_text(eq + 1, len - (size_t) (eq + 1 - data), true);
+    return rec_text_ok(eq + 1, len - (size_t) (eq + 1 - data), true);
 }
 
 /* DSN ORCPT "addr-type;address": type [A-Za-z0-9-]+, address clean text. */
@@ -214,7 +155,7 @@ orcpt_ok(const char *data, size_t len)
 {
     const char *semi = memchr(data, ';', len);
 
-    if (semi == NULL || semi == data || !clean_text(data, len, false))
+    if (semi == NULL || semi == data || !rec_text_ok(data, len, false))
         return false;
     for (const char *p = data; p < semi; p++)
         if (!isalnum((unsigned char) *p) && *p != '-')
@@ -227,7 +168,7 @@ notify_ok(const char *data, size_t len)
 {
     long long v;
 
-    return parse_decimal(data, len, DSN_NOTIFY_NEVER | DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE
+    return rec_parse_decimal(data, len, DSN_NOTIFY_NEVER | DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE
                          | DSN_NOTIFY_DELAY, &v)
         && v != 0 && (!(v & DSN_NOTIFY_NEVER) || v == DSN_NOTIFY_NEVER);
 }
@@ -301,7 +242,7 @@ check_rcpt_record(qfile_reader_t *r, int type, const char *data, size_t len, off
             return fail(r, at, QFILE_BAD, "done recipient record in a maildrop file");
         /* FALLTHROUGH */
     case REC_TYPE_RCPT:
-        if (len == 0 || !clean_text(data, len, false))
+        if (len == 0 || !rec_text_ok(data, len, false))
             return fail(r, at, QFILE_BAD, "malformed recipient record");
         r->pend_orcpt = r->pend_notify = false;
         r->rcpts++;
@@ -373,20 +314,20 @@ check_record(qfile_reader_t *r, int type, const char *data, size_t len, off_t at
     case S_TIME:
         if (type != REC_TYPE_TIME)
             return fail(r, at, QFILE_BAD, "time record missing");
-        if (!parse_time(data, len, &sec, &usec))
+        if (!rec_parse_time(data, len, &sec, &usec))
             return fail(r, at, QFILE_BAD, "malformed time record");
         r->state = S_SENDER;
         return QFILE_RECORD;
     case S_SENDER:
         if (type == REC_TYPE_FULLNAME && !r->seen_fullname) {
-            if (!clean_text(data, len, true))
+            if (!rec_text_ok(data, len, true))
                 return fail(r, at, QFILE_BAD, "malformed full name record");
             r->seen_fullname = true;
             return QFILE_RECORD;
         }
         if (type != REC_TYPE_SENDER)
             return fail(r, at, QFILE_BAD, "sender record missing");
-        if (!clean_text(data, len, false))
+        if (!rec_text_ok(data, len, false))
             return fail(r, at, QFILE_BAD, "malformed sender record");
         r->state = S_ENVELOPE;
         return QFILE_RECORD;
@@ -450,7 +391,7 @@ check_record(qfile_reader_t *r, int type, const char *data, size_t len, off_t at
             return fail(r, at, QFILE_BAD, "maildrop file: only the end record may follow the content");
         switch (type) {
         case REC_TYPE_WARN:
-            if (r->pend_orcpt || r->pend_notify || !parse_decimal(data, len, DECIMAL_TIME_MAX, &v))
+            if (r->pend_orcpt || r->pend_notify || !rec_parse_decimal(data, len, REC_TIME_MAX, &v))
                 return fail(r, at, QFILE_BAD, "malformed warning time record");
             return QFILE_RECORD;
         case REC_TYPE_ATTR:
@@ -576,7 +517,7 @@ qfile_read(int fd, const char *name, int flags, struct qfile *qf, str_t *err)
             qf->size_offset = rec.offset;
             break;
         case REC_TYPE_TIME:
-            (void) parse_time(rec.data, rec.len, &qf->arrival_sec, &qf->arrival_usec);
+            (void) rec_parse_time(rec.data, rec.len, &qf->arrival_sec, &qf->arrival_usec);
             break;
         case REC_TYPE_FULLNAME:
             qf->fullname = mem_strndup(rec.data, rec.len);
@@ -597,7 +538,7 @@ qfile_read(int fd, const char *name, int flags, struct qfile *qf, str_t *err)
             orcpt = mem_strndup(rec.data, rec.len);
             break;
         case REC_TYPE_NOTIFY:
-            if (parse_decimal(rec.data, rec.len, 15, &v))
+            if (rec_parse_decimal(rec.data, rec.len, 15, &v))
                 notify = (int) v;
             break;
         case REC_TYPE_RCPT:
@@ -621,7 +562,7 @@ qfile_read(int fd, const char *name, int flags, struct qfile *qf, str_t *err)
             qf->content_offset = rec.offset + record_size(0);
             break;
         case REC_TYPE_WARN:
-            if (parse_decimal(rec.data, rec.len, DECIMAL_TIME_MAX, &v))
+            if (rec_parse_decimal(rec.data, rec.len, REC_TIME_MAX, &v))
                 qf->warn_time = v;
             break;
         default:

@@ -6,6 +6,7 @@
  * the caller's limit before allocating or reading, and reject overlong
  * varints so every record has exactly one encoding.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -205,6 +206,58 @@ rec_decode(const void *buf, size_t len, size_t max_len, const char **data,
     *data_len = dlen;
     *consumed = 1 + (size_t) used + dlen;
     return p[0];
+}
+
+bool
+rec_text_ok(const char *data, size_t len, bool tab_ok)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char) data[i];
+
+        if ((c < 0x20 && !(c == '\t' && tab_ok)) || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+bool
+rec_parse_decimal(const char *s, size_t len, long long max, long long *out)
+{
+    long long v = 0;
+
+    if (len == 0 || len > 18 || (len > 1 && s[0] == '0'))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char) s[i]))
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool
+rec_parse_time(const char *data, size_t len, long long *sec, long *usec)
+{
+    const char *dot = memchr(data, '.', len);
+    size_t  slen = dot ? (size_t) (dot - data) : len;
+    long    us = 0;
+
+    if (!rec_parse_decimal(data, slen, REC_TIME_MAX, sec))
+        return false;
+    if (dot) {
+        if (len - slen - 1 < 1 || len - slen - 1 > 6)
+            return false;
+        for (size_t i = slen + 1; i < len; i++) {
+            if (!isdigit((unsigned char) data[i]))
+                return false;
+            us = us * 10 + (data[i] - '0');
+        }
+    }
+    *usec = us;
+    return true;
 }
 
 const char *

@@ -13,6 +13,7 @@
 #define POSTERN_REC_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "rec_type.h"
@@ -58,6 +59,19 @@ int     rec_get(stream_t *st, str_t *data, size_t max_len, str_t *err);
  */
 int     rec_decode(const void *buf, size_t len, size_t max_len, const char **data,
                    size_t *data_len, size_t *consumed);
+
+/*
+ * Value checks shared by the readers of queue and maildrop files.
+ * rec_text_ok: no NUL and no control character (a tab is fine when
+ * tab_ok). rec_parse_decimal: digits only, no sign, no leading zero, at
+ * most max. rec_parse_time: "SECONDS" or "SECONDS.FRACTION" with 1 to 6
+ * fraction digits read as a whole number of microseconds (as "%06ld" is
+ * written); seconds at most REC_TIME_MAX.
+ */
+#define REC_TIME_MAX   99999999999LL   /* seconds: year 5138 */
+bool    rec_text_ok(const char *data, size_t len, bool tab_ok);
+bool    rec_parse_decimal(const char *s, size_t len, long long max, long long *out);
+bool    rec_parse_time(const char *data, size_t len, long long *sec, long *usec);
 
 /* Name of a record type for messages ("sender", "recipient", ...); "unknown" otherwise. */
 const char *rec_type_name(int type);

@@ -263,6 +263,18 @@ parse_size(const char *text, long *out)
     return true;
 }
 
+/* 555 for an unknown or malformed MAIL/RCPT parameter, showing only a safe, bounded key. */
+static void
+reply_unsupported(struct smtpd_session *s, const str_t *key)
+{
+    str_t  *shown = str_new(32);
+
+    for (size_t i = 0; i < str_len(key) && i < 32; i++)
+        str_putc(shown, isgraph((unsigned char) key->data[i]) ? key->data[i] : '?');
+    smtpd_reply(s, "555 5.5.4 Unsupported option: %s", str_cstr(shown));
+    str_free(shown);
+}
+
 /* xtext-decode text into out; require printable ASCII without '+' or '='. */
 static bool
 decode_xtext(str_t *out, const char *text, size_t max)
@@ -327,13 +339,7 @@ mail_params(struct smtpd_session *s, const char *rest)
             }
             s->dsn_envid = str_steal(dec);
         } else {
-            /* Unknown or malformed: show only a safe, bounded key. */
-            str_t  *shown = str_new(32);
-
-            for (size_t i = 0; i < str_len(key) && i < 32; i++)
-                str_putc(shown, isgraph((unsigned char) key->data[i]) ? key->data[i] : '?');
-            smtpd_reply(s, "555 5.5.4 Unsupported option: %s", str_cstr(shown));
-            str_free(shown);
+            reply_unsupported(s, key);
             goto out;
         }
     }
@@ -492,12 +498,7 @@ rcpt_params(struct smtpd_session *s, const char *rest, struct smtpd_rcpt *r)
                 goto out;
             }
         } else {
-            str_t  *shown = str_new(32);
-
-            for (size_t i = 0; i < str_len(key) && i < 32; i++)
-                str_putc(shown, isgraph((unsigned char) key->data[i]) ? key->data[i] : '?');
-            smtpd_reply(s, "555 5.5.4 Unsupported option: %s", str_cstr(shown));
-            str_free(shown);
+            reply_unsupported(s, key);
             goto out;
         }
     }

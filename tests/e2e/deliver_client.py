@@ -18,21 +18,9 @@ _SEQ = [0]
 
 def content_offset(data):
     """Offset of the first record after M in a queue file (bytes)."""
-    pos = 0
-    while pos < len(data):
-        rtype = chr(data[pos])
-        pos += 1
-        n, shift = 0, 0
-        while True:
-            b = data[pos]
-            pos += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-        pos += n
+    for rtype, _, _, end in postern_rec.iter_records(data):
         if rtype == "M":
-            return pos
+            return end
     raise AssertionError("no M record")
 
 

@@ -34,6 +34,57 @@ def record(rtype, data=b""):
     return rtype.encode() + varint(len(data)) + data
 
 
+def parse_varint(buf, pos):
+    """Decode a length at buf[pos:]: (value, position after it), or
+    (None, pos) when buf ends first; ValueError when it is longer than the
+    5 bytes the format allows."""
+    n = shift = 0
+    for i in range(5):
+        if pos + i >= len(buf):
+            return None, pos
+        b = buf[pos + i]
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, pos + i + 1
+    raise ValueError("varint too long")
+
+
+def iter_records(buf):
+    """(type letter, data, offset of the type byte, offset after the data)
+    for each record of buf; AssertionError when a record is cut short."""
+    pos = 0
+    while pos < len(buf):
+        start, t = pos, chr(buf[pos])
+        n, pos = parse_varint(buf, pos + 1)
+        assert n is not None, f"record {t!r} at {start}: length cut short"
+        assert pos + n <= len(buf), f"record {t!r} at {start} runs past the end"
+        yield t, bytes(buf[pos:pos + n]), start, pos + n
+        pos += n
+
+
+def parse_records(buf):
+    """A record stream as a list of (type letter, bytes); asserts it is well formed."""
+    return [(t, d) for t, d, _, _ in iter_records(buf)]
+
+
+def content_lines(records):
+    """The content between M and X of (type, bytes) records, as text lines
+    (L pieces joined to the N that ends them)."""
+    lines, cur, inside = [], b"", False
+    for t, d in records:
+        if t == "M":
+            inside = True
+        elif t == "X":
+            inside = False
+        elif inside and t == "L":
+            cur += d
+        elif inside and t == "N":
+            lines.append((cur + d).decode())
+            cur = b""
+    return lines
+
+
 def content_records(lines, line_limit=0):
     """Content lines (str or bytes, without newline) as N/L records."""
     out = b""

@@ -15,19 +15,7 @@ import threading
 import time
 
 from postern_attr import encode
-
-
-def parse_varint(buf, pos):
-    n = shift = 0
-    for i in range(5):
-        if pos + i >= len(buf):
-            return None, pos
-        b = buf[pos + i]
-        n |= (b & 0x7f) << shift
-        shift += 7
-        if not b & 0x80:
-            return n, pos + i + 1
-    raise ValueError("varint too long")
+from postern_rec import parse_varint  # also imported from here by test_smtpd_mail
 
 
 class Message:

@@ -7,8 +7,8 @@ listens on private/rewrite (master.cf has no rewrite service in these
 tests), so the tests control its answers and see which rule was asked for;
 one test uses the real trivial-rewrite when it is built.
 
-The record encoder and decoder here are a minimal independent reading of
-src/lib/rec_type.h (type byte, base-128 varint length, data).
+Records are encoded and decoded with tests/e2e/postern_rec.py, an
+independent reading of src/lib/rec_type.h.
 """
 import os
 import pwd
@@ -23,6 +23,7 @@ import pytest
 
 from conftest import BUILD, IS_ROOT, wait_for
 from postern_attr import Reader, encode
+from postern_rec import parse_records, record as rec
 
 # private/cleanup, where smtpd and pickup connect (cleanup_proto.h); the brief's
 # "cleanup unix n ..." would put it in public/.
@@ -36,44 +37,6 @@ QUEUE_ID = re.compile(r"^[0-9A-Za-z]+$")
 
 
 # ---- records ---------------------------------------------------------------
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def rec(rtype, data=b""):
-    if isinstance(data, str):
-        data = data.encode()
-    return rtype.encode() + varint(len(data)) + data
-
-
-def parse_records(buf):
-    """A queue file as a list of (type, bytes); asserts it is well formed."""
-    out, pos = [], 0
-    while pos < len(buf):
-        t = chr(buf[pos])
-        pos += 1
-        n = shift = 0
-        for i in range(5):
-            b = buf[pos]
-            pos += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-        else:
-            raise AssertionError("varint too long")
-        assert pos + n <= len(buf), "record runs past the end of the file"
-        out.append((t, buf[pos:pos + n]))
-        pos += n
-    return out
-
-
 def message(sender="sender@example.com", rcpts=("rcpt@example.com",), content=None,
             fullname=None, attrs=(), arrival=b"1700000000.123456", headers=None, body=None):
     """The record stream a client sends: T F? S A* R* M content X E."""

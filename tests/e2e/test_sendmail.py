@@ -23,6 +23,7 @@ import pytest
 
 from conftest import BUILD, IS_ROOT, wait_for
 import postern_attr
+from postern_rec import content_lines, parse_records, record as rec, varint
 
 SENDMAIL = os.path.join(BUILD, "bin", "sendmail")
 POSTDROP = os.path.join(BUILD, "bin", "postdrop")
@@ -34,58 +35,6 @@ PICKUP_LINE = "pickup fifo n - n 60 1 pickup"
 
 
 # ---- records ------------------------------------------------------------------
-
-def varint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def rec(t, data=b""):
-    """One record: type letter, varint length, data."""
-    if isinstance(data, str):
-        data = data.encode()
-    return t.encode() + varint(len(data)) + data
-
-
-def parse_records(buf):
-    """bytes -> list of (type letter, bytes)."""
-    out, i = [], 0
-    while i < len(buf):
-        t = chr(buf[i])
-        i += 1
-        n, shift = 0, 0
-        while True:
-            b = buf[i]
-            i += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-        out.append((t, buf[i:i + n]))
-        i += n
-    return out
-
-
-def content_lines(records):
-    """The content between M and X as text lines (L pieces joined)."""
-    lines, cur, inside = [], b"", False
-    for t, d in records:
-        if t == "M":
-            inside = True
-        elif t == "X":
-            inside = False
-        elif inside and t == "L":
-            cur += d
-        elif inside and t == "N":
-            lines.append((cur + d).decode())
-            cur = b""
-    return lines
-
 
 def envelope(records):
     env = []

@@ -26,30 +26,12 @@ struct probe {
 
 #define MAX_PROBES 12
 
-static char test_dir[64];
-static int test_files;
 
 /* Write content (len bytes) to a new file in the test directory; returns its path (static). */
 static const char *
 write_table(const char *content, size_t len)
 {
-    static char path[128];
-    int     fd;
-
-    if (test_dir[0] == 0) {
-        snprintf(test_dir, sizeof(test_dir), "/tmp/test_dict.XXXXXX");
-        if (mkdtemp(test_dir) == NULL) {
-            perror("mkdtemp");
-            exit(2);
-        }
-    }
-    snprintf(path, sizeof(path), "%s/t%d", test_dir, test_files++);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, content, len) != (ssize_t) len || close(fd) != 0) {
-        perror(path);
-        exit(2);
-    }
-    return path;
+    return unit_write_file(content, len);
 }
 
 /* Run the probes against d; report the table name on a mismatch. */
@@ -479,7 +461,7 @@ TEST(texthash_bad_tables)
     char    name[200], want[200];
 
     /* Missing file: the path and the system's reason. */
-    snprintf(name, sizeof(name), "texthash:%s/no-such-file", test_dir[0] ? test_dir : "/nonexistent");
+    snprintf(name, sizeof(name), "texthash:%s/no-such-file", unit_dir[0] ? unit_dir : "/nonexistent");
     CHECK(dict_open(name, 0, err) == NULL);
     snprintf(want, sizeof(want), "open %s: %s", name + 9, strerror(ENOENT));
     CHECK_STREQ(str_cstr(err), want);
@@ -488,7 +470,7 @@ TEST(texthash_bad_tables)
 
     /* A directory cannot be read as a table. */
     write_table("", 0);
-    snprintf(name, sizeof(name), "texthash:%s", test_dir);
+    snprintf(name, sizeof(name), "texthash:%s", unit_dir);
     expect_open_error(name, 0, strerror(EISDIR));
 
     /* NUL byte, with the line number. */
@@ -658,12 +640,12 @@ TEST(cidr_bad_tables)
 /* Runs last: remove the files written above. */
 TEST(zz_cleanup)
 {
-    for (int i = 0; i < test_files; i++) {
+    for (int i = 0; i < unit_nfiles; i++) {
         char    path[128];
 
-        snprintf(path, sizeof(path), "%s/t%d", test_dir, i);
+        snprintf(path, sizeof(path), "%s/t%d", unit_dir, i);
         CHECK(unlink(path) == 0);
     }
-    if (test_dir[0])
-        CHECK(rmdir(test_dir) == 0);
+    if (unit_dir[0])
+        CHECK(rmdir(unit_dir) == 0);
 }

@@ -27,30 +27,11 @@ struct probe {
     const char *value;          /* NULL: not found */
 };
 
-static char test_dir[64];
-static int test_files;
 
 static const char *
 write_table(const char *content)
 {
-    static char path[128];
-    size_t  len = strlen(content);
-    int     fd;
-
-    if (test_dir[0] == 0) {
-        snprintf(test_dir, sizeof(test_dir), "/tmp/test_dict_regexp.XXXXXX");
-        if (mkdtemp(test_dir) == NULL) {
-            perror("mkdtemp");
-            exit(2);
-        }
-    }
-    snprintf(path, sizeof(path), "%s/t%d", test_dir, test_files++);
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, content, len) != (ssize_t) len || close(fd) != 0) {
-        perror(path);
-        exit(2);
-    }
-    return path;
+    return unit_write_file(content, strlen(content));
 }
 
 static const struct {
@@ -293,10 +274,10 @@ TEST(zz_cleanup)
 {
     char    path[200];
 
-    for (int i = 0; i < test_files; i++) {
-        snprintf(path, sizeof(path), "%s/t%d", test_dir, i);
+    for (int i = 0; i < unit_nfiles; i++) {
+        snprintf(path, sizeof(path), "%s/t%d", unit_dir, i);
         CHECK(unlink(path) == 0 || errno == ENOENT);
     }
-    if (test_dir[0])
-        CHECK(rmdir(test_dir) == 0);
+    if (unit_dir[0])
+        CHECK(rmdir(unit_dir) == 0);
 }

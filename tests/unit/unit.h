@@ -11,9 +11,11 @@
 #ifndef POSTERN_UNIT_H
 #define POSTERN_UNIT_H
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -54,6 +56,38 @@ unit_register(const char *name, unit_fn fn)
         if (unit_a != unit_b) { unit_failed_checks++; \
             fprintf(stderr, "  %s:%d: CHECK_INTEQ failed: %s == %lld, expected %lld\n", \
                     __FILE__, __LINE__, #a, unit_a, unit_b); } } while (0)
+
+/*
+ * Test files: unit_write_file() writes len bytes to a new file "tN" in a
+ * private directory made on first use (unit_dir, /tmp/unit_PROGRAM.*) and
+ * returns its path (a static buffer, valid until the next call); unit_nfiles
+ * counts the files, so a test can remove them and unit_dir at its end. A
+ * failure to set up is fatal (exit 2): the test could not say anything.
+ */
+static char unit_dir[96];
+static int unit_nfiles;
+
+__attribute__((unused)) static const char *
+unit_write_file(const char *content, size_t len)
+{
+    static char path[160];
+    int     fd;
+
+    if (unit_dir[0] == 0) {
+        snprintf(unit_dir, sizeof(unit_dir), "/tmp/unit_%s.XXXXXX", log_program());
+        if (mkdtemp(unit_dir) == NULL) {
+            perror("mkdtemp");
+            exit(2);
+        }
+    }
+    snprintf(path, sizeof(path), "%s/t%d", unit_dir, unit_nfiles++);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, content, len) != (ssize_t) len || close(fd) != 0) {
+        perror(path);
+        exit(2);
+    }
+    return path;
+}
 
 int
 main(int argc, char **argv)
