@@ -57,6 +57,8 @@ struct config_var {
     size_t  over_idx;           /* in cfg->overs, or NO_INDEX */
     char   *memo;               /* expanded value, NULL when not known */
     size_t  memo_len;
+    long    num;                /* the memo as checked by config_int/bool/time */
+    bool    num_valid;
 };
 
 struct entry_list {
@@ -212,6 +214,8 @@ invalidate(config_t *cfg)
             v->memo = NULL;
             v->memo_len = 0;
         }
+        if (v)
+            v->num_valid = false;
     }
     cfg->memo_bytes = 0;
 }
@@ -925,16 +929,24 @@ typed_value(config_t *cfg, const char *name, const char *caller, enum param_type
 {
     const struct param_def *def = must_lookup(name, caller);
     const char *value;
+    struct config_var *v;
     str_t  *why;
     long    n = 0;
 
     if (def->type != t1 && def->type != t2)
         log_panic("%s: parameter %s has another type", caller, name);
+    /* Daemons ask for limits per line: the checked number is memoised too. */
+    if ((v = var_find(cfg, name, strlen(name))) != NULL && v->memo && v->num_valid)
+        return v->num;
     value = config_str(cfg, name);
     why = str_new(0);
     if (!param_check_value(def, value, &n, why))
         log_fatal("%s", str_cstr(why));
     str_free(why);
+    if ((v = var_find(cfg, name, strlen(name))) != NULL && v->memo) {
+        v->num = n;
+        v->num_valid = true;
+    }
     return n;
 }
 

@@ -427,6 +427,17 @@ TEST(typed_access_and_precedence)
     CHECK(config_bool(cfg, "disable_vrfy_command"));
     CHECK_INTEQ(config_time(cfg, "maximal_queue_lifetime"), 2 * 86400);
     CHECK_INTEQ(config_int(cfg, "message_size_limit"), 0);
+    /* The memoised number follows a change, of the value or of what it expands. */
+    CHECK_INTEQ(config_int(cfg, "max_use"), 7);
+    config_set(cfg, "max_use", "9");
+    CHECK_INTEQ(config_int(cfg, "max_use"), 9);
+    config_set(cfg, "max_use", "$default_process_limit");
+    CHECK_INTEQ(config_int(cfg, "max_use"), 100);
+    config_set(cfg, "default_process_limit", "3");
+    CHECK_INTEQ(config_int(cfg, "max_use"), 3);
+    config_set(cfg, "default_process_limit", "100");
+    config_set(cfg, "max_use", "7");
+    CHECK_INTEQ(config_int(cfg, "max_use"), 7);
     /* Defaults. */
     CHECK_INTEQ(config_int(cfg, "default_process_limit"), 100);
     CHECK_INTEQ(config_time(cfg, "ipc_timeout"), 3600);
