@@ -74,9 +74,11 @@ ipc_trigger(const char *qdir, const char *class, const char *service, char what)
     int     fd = -1, rc = -1;
 
     ipc_path(path, qdir, class, service);
-    if (stat(str_cstr(path), &sb) == 0 && S_ISFIFO(sb.st_mode)) {
+    if (stat(str_cstr(path), &sb) != 0) {
+        /* nobody listens: fd stays -1 */
+    } else if (S_ISFIFO(sb.st_mode)) {
         fd = open(str_cstr(path), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-    } else if (stat(str_cstr(path), &sb) == 0 && S_ISSOCK(sb.st_mode)) {
+    } else if (S_ISSOCK(sb.st_mode)) {
         struct sockaddr_un sun = {.sun_family = AF_UNIX};
 
         if (str_len(path) < sizeof(sun.sun_path)) {
