@@ -16,7 +16,13 @@ case "$BUILD" in /*) ;; *) BUILD="$top/$BUILD" ;; esac
 sh "$top/bench/install-deps.sh" || echo "bench: some benchmark packages are missing (see above)" >&2
 
 summary=$(mktemp)
-trap 'rm -f "$summary"' EXIT INT TERM
+# One workspace for all the benchmarks, removed only after the last one:
+# removing one benchmark's queue files would slow the next one's file
+# creation for minutes (see run_mta in lib.sh).
+BENCH_TMPDIR=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/postern-benches.XXXXXX")
+chmod 0755 "$BENCH_TMPDIR"
+export BENCH_TMPDIR
+trap 'rm -f "$summary"; [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$BENCH_TMPDIR"' EXIT INT TERM
 rc=0
 for b in "$top"/bench/*.sh; do
     name=$(basename "$b" .sh)
@@ -24,7 +30,7 @@ for b in "$top"/bench/*.sh; do
     echo "== bench: $name"
     out=$(mktemp); stf=$(mktemp)
     # POSIX sh has no PIPESTATUS: the benchmark's status goes through a file.
-    { bash "$b" "$BUILD"; echo $? > "$stf"; } | tee "$out"
+    { BENCH_KEEP=1 bash "$b" "$BUILD"; echo $? > "$stf"; } | tee "$out"
     st=$(cat "$stf")
     if [ "$st" != 0 ]; then
         rc=1

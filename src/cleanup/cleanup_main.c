@@ -1,11 +1,13 @@
 /*
- * cleanup_main.c - the cleanup daemon: one message per connection.
+ * cleanup_main.c - the cleanup daemon: messages, one after another, per
+ * connection.
  *
- * Protocol: cleanup_proto.h. Per connection: greet, read {flags}, create
- * the queue file and reply {queue_id}, read the records under strict
- * limits and order checks, then commit the file and reply {status, reason}.
- * A client that goes away or times out before E loses its message: the
- * temporary file is removed and a warning logged.
+ * Protocol: cleanup_proto.h. Per connection: greet; then per message: read
+ * {flags}, create the queue file and reply {queue_id}, read the records
+ * under strict limits and order checks, then commit the file and reply
+ * {status, reason}. A client that goes away or times out before E loses
+ * its message: the temporary file is removed, a warning logged, and the
+ * connection ends.
  *
  * Record order accepted from the client:
  *     T  F?  S  A*  (O? N? R)*  M  (N | L)*  X  E
@@ -264,19 +266,23 @@ send_reply(struct cleanup_state *st, int status, const char *reason)
     attr_list_free(reply);
 }
 
-static void
-cleanup_service(stream_t *client, config_t *cfg)
+/*
+ * One message on the connection: {flags}, {queue_id}, records, {status}.
+ * Returns true when the connection may carry another message (this one
+ * was read to its end and answered), false when it must end: the client
+ * closed it (also the normal end, before a {flags}), broke the protocol,
+ * or went away in the middle of a message.
+ */
+static bool
+cleanup_one(stream_t *client)
 {
     struct cleanup_state st;
     attr_list_t *req = attr_list_new();
     str_t  *err = str_new(64);
     long long flags = 0;
-    bool    complete;
+    bool    complete, again = false;
 
     state_init(&st, client);
-    stream_set_timeout(client, cleanup_conf.ipc_timeout);
-    if (attr_send_protocol(client, CLEANUP_PROTOCOL) != ATTR_OK)
-        goto out;
     switch (attr_read(client, NULL, req, err)) {
     case ATTR_OK:
         break;
@@ -315,6 +321,7 @@ cleanup_service(stream_t *client, config_t *cfg)
             send_reply(&st, st.errs, str_cstr(st.reason));
         goto out;
     }
+    again = true;
     if (st.flags & CLEANUP_FLAG_DISCARD) {
         cleanup_out_abort(&st);
         log_info("%s: discard: from=<%s>: discarded on request of the client", st.queue_id,
@@ -337,9 +344,31 @@ cleanup_service(stream_t *client, config_t *cfg)
                  str_cstr(st.reason));
     send_reply(&st, st.errs, str_cstr(st.reason));
 out:
+    again = again && stream_status(client) == STREAM_OK;
     attr_list_free(req);
     str_free(err);
     state_free(&st);
+    return again;
+}
+
+/*
+ * A connection carries messages one after another until the client closes
+ * it. The watchdog is restarted before each message, so that no live
+ * cleanup process owns a temporary file older than daemon_timeout (the
+ * sweep in cleanup_out.c relies on it).
+ */
+static void
+cleanup_service(stream_t *client, config_t *cfg)
+{
+    stream_set_timeout(client, cleanup_conf.ipc_timeout);
+    if (attr_send_protocol(client, CLEANUP_PROTOCOL) != ATTR_OK)
+        return;
+    for (long n = 0; ; n++) {
+        if (n > 0)
+            server_watchdog_restart();
+        if (!cleanup_one(client))
+            break;
+    }
 }
 
 static void

@@ -24,8 +24,12 @@
  * Leftover temporary files (a cleanup process killed mid-message) are
  * removed by cleanup_out_sweep() when a cleanup process starts, once they
  * are older than daemon_timeout: no live cleanup process can own a file
- * that old, since the skeleton's watchdog kills a process that spends
- * longer than that on one client.
+ * that old, since the watchdog (re-armed for every message) kills a
+ * process that spends longer than that on one message. The sweep reads
+ * the whole of incoming/, so it runs at most once per SWEEP_INTERVAL over
+ * all cleanup processes: the stamp file incoming/.sweep records the last
+ * one (a busy instance starts a cleanup process every few hundred
+ * messages, and incoming/ may then hold thousands of files).
  *
  * Errors: a write, fsync or rename failure sets CLEANUP_STAT_WRITE with a
  * "4.3.0" reason and logs a warning; the temporary file is then removed.
@@ -48,6 +52,8 @@
 #include "rec.h"
 
 #define TEMP_PREFIX     ".tmp."
+#define SWEEP_STAMP     QUEUE_INCOMING "/.sweep"
+#define SWEEP_INTERVAL  300         /* seconds between two sweeps of incoming/ */
 #define TEMP_TRIES      10
 
 /* The directory whose name we fsync'ed last, kept open between messages. */
@@ -347,11 +353,25 @@ cleanup_out_abort(struct cleanup_state *st)
 void
 cleanup_out_sweep(long max_age)
 {
-    DIR    *d = opendir(QUEUE_INCOMING);
+    DIR    *d;
     struct dirent *de;
+    struct stat stamp;
     time_t  now = clock_now();
+    int     fd;
 
-    if (d == NULL) {
+    /* Swept recently (by any cleanup process)? Then nothing is old enough yet. */
+    if (stat(SWEEP_STAMP, &stamp) == 0 && now >= stamp.st_mtime
+        && now - stamp.st_mtime < SWEEP_INTERVAL)
+        return;
+    /* Claim this sweep first: the others that start meanwhile skip theirs. */
+    if ((fd = open(SWEEP_STAMP, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) >= 0) {
+        if (futimens(fd, NULL) != 0)
+            log_warn_errno("update %s", SWEEP_STAMP);
+        (void) close(fd);
+    } else {
+        log_warn_errno("create %s", SWEEP_STAMP);
+    }
+    if ((d = opendir(QUEUE_INCOMING)) == NULL) {
         log_warn_errno("open directory %s", QUEUE_INCOMING);
         return;
     }

@@ -2,8 +2,9 @@
  * cleanup_proto.h - how smtpd, pickup (and later qmqpd, bounce) hand a
  * message to the cleanup service, private/cleanup.
  *
- * One connection carries one message:
+ * A connection carries one message or more, one after another:
  *   1. cleanup -> client  attr {protocol = "cleanup"}
+ * then for each message steps 2 to 5:
  *   2. client  -> cleanup attr {flags = CLEANUP_FLAG_* mask}
  *   3. cleanup -> client  attr {queue_id = ID}  (the file exists from now on,
  *                         in incoming/ under a name nobody else reads)
@@ -18,6 +19,12 @@
  *      incoming/, and qmgr was woken. Anything else means nothing was queued;
  *      reason then starts with an enhanced status code ("4.3.0 ...",
  *      "5.3.4 message file too big") that smtpd may show the client.
+ *      After this reply the client may start the next message (step 2)
+ *      on the same connection, or close it. A message that was not read
+ *      to its E (client gone, protocol error) ends the connection.
+ * A client that keeps a connection between messages must expect cleanup
+ * to have closed it meanwhile (ipc_timeout, a restart): it may connect
+ * again and repeat step 2, since nothing was queued for the new message.
  * Limits cleanup enforces: record length (line_length_limit for content,
  * a small fixed limit for envelope records), message_size_limit on the
  * content, header_size_limit, hopcount_limit, and the record order.

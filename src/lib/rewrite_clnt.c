@@ -3,9 +3,11 @@
  *
  * One connection per process, opened on first use and kept. A request that
  * fails on an existing connection (the server went idle and closed it, or
- * was restarted) is retried once on a new connection. The last reply of
- * each kind is cached for REWRITE_CACHE_MS, since the same address is often
- * asked for twice in a row; failures are never cached.
+ * was restarted) is retried once on a new connection. Replies are cached
+ * for REWRITE_CACHE_MS, REWRITE_CACHE_SIZE of each kind (the oldest entry
+ * makes room): cleanup rewrites a sender and a recipient per message,
+ * qmgr resolves the same few recipients again and again, and a one-entry
+ * cache misses whenever two addresses alternate. Failures are never cached.
  *
  * Trust: replies come from a local service but are still checked (known
  * attributes only, bounded sizes, flags in range). Failures are logged
@@ -33,22 +35,73 @@ static const struct attr_limits reply_limits = {
     .max_attrs = 8, .max_value = REWRITE_REPLY_MAX, .max_total = 4 * REWRITE_REPLY_MAX,
 };
 
-/* The cache: one rewrite and one resolve reply. */
-static struct {
-    bool    valid;
-    int64_t when;
-    char   *rule, *addr;
-    str_t  *result;
-    int     flags;
-} rw_cache;
+/*
+ * The caches. An entry is keyed by two strings (rule and address for a
+ * rewrite, sender and address for a resolve) and holds the reply flags and
+ * up to three strings (the canonical address; transport, nexthop and
+ * recipient).
+ */
+#define REWRITE_CACHE_SIZE      8
 
-static struct {
+struct cache_entry {
     bool    valid;
     int64_t when;
-    char   *sender, *addr;
-    str_t  *transport, *nexthop, *recipient;
+    char   *key1, *key2;
+    str_t  *val[3];
     int     flags;
-} rs_cache;
+};
+
+struct cache {
+    struct cache_entry e[REWRITE_CACHE_SIZE];
+    size_t  next;               /* the entry to replace next: the oldest */
+};
+
+static struct cache rw_cache, rs_cache;
+
+/* A fresh entry for (k1, k2), or NULL. */
+static const struct cache_entry *
+cache_find(const struct cache *c, const char *k1, const char *k2)
+{
+    int64_t now = clock_mono_ms();
+
+    for (size_t i = 0; i < REWRITE_CACHE_SIZE; i++) {
+        const struct cache_entry *e = &c->e[i];
+
+        if (e->valid && now - e->when < REWRITE_CACHE_MS && strcmp(e->key1, k1) == 0
+            && strcmp(e->key2, k2) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* Remember a reply (n values) under (k1, k2), replacing the oldest entry. */
+static void
+cache_store(struct cache *c, const char *k1, const char *k2, int flags, size_t n,
+            str_t *const *vals)
+{
+    struct cache_entry *e = &c->e[c->next];
+
+    c->next = (c->next + 1) % REWRITE_CACHE_SIZE;
+    mem_free(e->key1);
+    mem_free(e->key2);
+    e->key1 = mem_strdup(k1);
+    e->key2 = mem_strdup(k2);
+    for (size_t i = 0; i < n; i++) {
+        if (e->val[i] == NULL)
+            e->val[i] = str_new(64);
+        str_set_cstr(e->val[i], str_cstr(vals[i]));
+    }
+    e->flags = flags;
+    e->when = clock_mono_ms();
+    e->valid = true;
+}
+
+static void
+cache_clear(struct cache *c)
+{
+    for (size_t i = 0; i < REWRITE_CACHE_SIZE; i++)
+        c->e[i].valid = false;
+}
 
 void
 resolve_reply_init(struct resolve_reply *r)
@@ -91,8 +144,8 @@ rewrite_clnt_disconnect(void)
         stream_close(rw_stream);
         rw_stream = NULL;
     }
-    rw_cache.valid = false;
-    rs_cache.valid = false;
+    cache_clear(&rw_cache);
+    cache_clear(&rs_cache);
 }
 
 /*
@@ -130,12 +183,6 @@ transact(attr_list_t *req, attr_list_t *rep, str_t *why)
     return false;
 }
 
-static bool
-cache_fresh(bool valid, int64_t when)
-{
-    return valid && clock_mono_ms() - when < REWRITE_CACHE_MS;
-}
-
 int
 rewrite_clnt(const char *rule, const char *addr, str_t *result)
 {
@@ -145,10 +192,11 @@ rewrite_clnt(const char *rule, const char *addr, str_t *result)
     long long flags;
     int     ret;
 
-    if (cache_fresh(rw_cache.valid, rw_cache.when) && strcmp(rw_cache.rule, rule) == 0
-        && strcmp(rw_cache.addr, addr) == 0) {
-        str_set_cstr(result, str_cstr(rw_cache.result));
-        return rw_cache.flags;
+    const struct cache_entry *hit;
+
+    if ((hit = cache_find(&rw_cache, rule, addr)) != NULL) {
+        str_set_cstr(result, str_cstr(hit->val[0]));
+        return hit->flags;
     }
     req = attr_list_new();
     rep = attr_list_new();
@@ -175,16 +223,7 @@ rewrite_clnt(const char *rule, const char *addr, str_t *result)
         str_set_cstr(result, addr);
         ret |= REWRITE_FLAG_FAIL;
     } else {
-        mem_free(rw_cache.rule);
-        mem_free(rw_cache.addr);
-        rw_cache.rule = mem_strdup(rule);
-        rw_cache.addr = mem_strdup(addr);
-        if (rw_cache.result == NULL)
-            rw_cache.result = str_new(64);
-        str_set_cstr(rw_cache.result, str_cstr(result));
-        rw_cache.flags = ret;
-        rw_cache.when = clock_mono_ms();
-        rw_cache.valid = true;
+        cache_store(&rw_cache, rule, addr, ret, 1, &result);
     }
     attr_list_free(req);
     attr_list_free(rep);
@@ -200,12 +239,13 @@ resolve_clnt(const char *sender, const char *addr, struct resolve_reply *r)
     const char *t, *h, *rcpt;
     long long flags;
 
-    if (cache_fresh(rs_cache.valid, rs_cache.when) && strcmp(rs_cache.sender, sender) == 0
-        && strcmp(rs_cache.addr, addr) == 0) {
-        str_set_cstr(r->transport, str_cstr(rs_cache.transport));
-        str_set_cstr(r->nexthop, str_cstr(rs_cache.nexthop));
-        str_set_cstr(r->recipient, str_cstr(rs_cache.recipient));
-        return r->flags = rs_cache.flags;
+    const struct cache_entry *hit;
+
+    if ((hit = cache_find(&rs_cache, sender, addr)) != NULL) {
+        str_set_cstr(r->transport, str_cstr(hit->val[0]));
+        str_set_cstr(r->nexthop, str_cstr(hit->val[1]));
+        str_set_cstr(r->recipient, str_cstr(hit->val[2]));
+        return r->flags = hit->flags;
     }
     req = attr_list_new();
     rep = attr_list_new();
@@ -239,21 +279,9 @@ resolve_clnt(const char *sender, const char *addr, struct resolve_reply *r)
         str_reset(r->nexthop);
         str_set_cstr(r->recipient, addr);
     } else {
-        mem_free(rs_cache.sender);
-        mem_free(rs_cache.addr);
-        rs_cache.sender = mem_strdup(sender);
-        rs_cache.addr = mem_strdup(addr);
-        if (rs_cache.transport == NULL) {
-            rs_cache.transport = str_new(32);
-            rs_cache.nexthop = str_new(64);
-            rs_cache.recipient = str_new(64);
-        }
-        str_set_cstr(rs_cache.transport, str_cstr(r->transport));
-        str_set_cstr(rs_cache.nexthop, str_cstr(r->nexthop));
-        str_set_cstr(rs_cache.recipient, str_cstr(r->recipient));
-        rs_cache.flags = r->flags;
-        rs_cache.when = clock_mono_ms();
-        rs_cache.valid = true;
+        str_t  *vals[3] = {r->transport, r->nexthop, r->recipient};
+
+        cache_store(&rs_cache, sender, addr, r->flags, 3, vals);
     }
     attr_list_free(req);
     attr_list_free(rep);

@@ -8,8 +8,8 @@
  *            -> {flags = F, transport = T, nexthop = H, recipient = R}
  * Addresses are in internal (unquoted) form. A connection serves many
  * requests; the client keeps it open and reconnects once after an error.
- * The client also caches the last reply of each kind, since the same
- * address is often asked for twice in a row (smtpd, then cleanup).
+ * The client also caches the last few replies of each kind for a few
+ * seconds (rewrite_clnt.c), since the same addresses come again and again.
  *
  * Like every IPC client, the caller must ignore SIGPIPE (the server
  * skeletons do), so that a connection the service closed is an error that

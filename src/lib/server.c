@@ -76,7 +76,12 @@ server_exit(int status)
 static void
 report(enum master_avail avail)
 {
-    struct master_status st = {.pid = (int32_t) getpid(), .avail = avail};
+    static pid_t pid;
+    struct master_status st = {.avail = avail};
+
+    if (pid == 0)
+        pid = getpid();             /* a daemon's pid never changes; children never report */
+    st.pid = (int32_t) pid;
 
     if (fd_write_all(MASTER_STATUS_FD, &st, sizeof(st)) != (ssize_t) sizeof(st)) {
         /* master is gone: finish quietly, as Postfix daemons do */
@@ -245,6 +250,14 @@ server_init(int argc, char **argv, const struct server_ops *ops)
     return optind;
 }
 
+void
+server_watchdog_restart(void)
+{
+    long    watchdog = config_time(srv_cfg, "daemon_timeout");
+
+    alarm(watchdog > 0 && watchdog < 100000000 ? (unsigned) watchdog : 0);
+}
+
 /* True when master's watch pipe says we should stop taking new clients. */
 static bool
 master_gone(void)
@@ -286,19 +299,36 @@ single_server_main(int argc, char **argv, const struct server_ops *ops)
         if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
             log_fatal_errno("epoll_ctl");
     }
+    bool    idle_called = true;     /* ops->idle runs once per idle period */
+    int64_t idle_since = clock_mono_ms();
+
     for (;;) {
-        int     n;
+        int     n, wait_ms;
+        int64_t waited;
 
         if (srv_exit_requested || master_gone() || (srv_max_use > 0 && srv_uses >= srv_max_use))
             server_exit(0);
-        n = epoll_wait(epfd, evs, srv_nlisten + 1, (int) (srv_max_idle * 1000));
+        /* Wait for a client; after SERVER_IDLE_MS without one, run ops->idle once. */
+        waited = clock_mono_ms() - idle_since;
+        wait_ms = srv_max_idle > 0 ? (int) (srv_max_idle * 1000 - waited) : -1;
+        if (srv_max_idle > 0 && wait_ms <= 0)
+            server_exit(0);         /* idle for max_idle */
+        if (!idle_called && (wait_ms < 0 || wait_ms > SERVER_IDLE_MS - waited))
+            wait_ms = SERVER_IDLE_MS - waited > 0 ? (int) (SERVER_IDLE_MS - waited) : 0;
+        n = epoll_wait(epfd, evs, srv_nlisten + 1, wait_ms);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             log_fatal_errno("epoll_wait");
         }
-        if (n == 0)
-            server_exit(0);         /* idle for max_idle */
+        if (n == 0) {
+            if (!idle_called) {
+                idle_called = true;
+                if (ops->idle)
+                    ops->idle();
+            }
+            continue;               /* max_idle is checked at the top */
+        }
         for (int e = 0; e < n; e++) {
             uint32_t which = evs[e].data.u32;
 
@@ -317,13 +347,14 @@ single_server_main(int argc, char **argv, const struct server_ops *ops)
             report(MASTER_STAT_TAKEN);
             srv_uses++;
             stream_t *st = stream_open(fd);
-            long    watchdog = config_time(srv_cfg, "daemon_timeout");
 
-            alarm(watchdog > 0 && watchdog < 100000000 ? (unsigned) watchdog : 0);
+            server_watchdog_restart();
             ops->service(st, srv_cfg);
             alarm(0);
             stream_close(st);
             report(MASTER_STAT_AVAIL);
+            idle_called = false;
+            idle_since = clock_mono_ms();
             break;                  /* re-check max_use and master before the next */
         }
     }

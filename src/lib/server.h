@@ -57,7 +57,15 @@ struct server_ops {
     void    (*trigger)(const char *buf, size_t len, config_t *cfg);
     /* event server: no exit for max_idle / max_use (qmgr) */
     bool    persistent;
+    /*
+     * single server, optional: no client came for SERVER_IDLE_MS since the
+     * last one; called once per idle period, e.g. to give back connections
+     * kept to other services (smtpd's cleanup connection).
+     */
+    void    (*idle)(void);
 };
+
+#define SERVER_IDLE_MS  1000        /* quiet time before ops->idle runs */
 
 #define SERVER_TRIGGER_MAX 1024     /* most wake-up bytes read per trigger */
 
@@ -68,6 +76,12 @@ const char *server_service_type(void);
 event_loop_t *server_loop(void);
 /* Event servers: a client connection was closed. */
 void    server_client_done(void);
+/*
+ * Single server: restart the daemon_timeout watchdog, which the skeleton
+ * arms for each client; a service that carries many units of work over
+ * one connection (cleanup: messages) restarts it for each unit.
+ */
+void    server_watchdog_restart(void);
 /* Ask the skeleton to exit once the current client(s) are done. */
 void    server_request_exit(void);
 

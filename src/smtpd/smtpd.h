@@ -141,6 +141,8 @@ void    smtpd_cleanup_line(struct smtpd_session *s, const char *data, size_t len
 bool    smtpd_cleanup_finish(struct smtpd_session *s);
 /* Drop the cleanup connection: cleanup discards the unfinished file. */
 void    smtpd_cleanup_abort(struct smtpd_session *s);
+/* Close the cleanup connection kept for the next message (the skeleton's idle hook). */
+void    smtpd_cleanup_release(void);
 
 /* smtpd_check.c */
 /* Parse the restriction lists and open their tables; fatal on a bad configuration. */

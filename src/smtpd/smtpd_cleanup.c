@@ -1,14 +1,25 @@
 /*
  * smtpd_cleanup.c - handing a message to the cleanup service.
  *
- * One cleanup connection per message (cleanup_proto.h): opened at the first
- * accepted recipient (smtpd_delay_open_until_valid_rcpt = yes, as Postfix)
- * or at MAIL FROM, it receives the envelope records as the transaction goes
+ * A message starts (cleanup_proto.h) at the first accepted recipient
+ * (smtpd_delay_open_until_valid_rcpt = yes, as Postfix) or at MAIL FROM,
+ * on the cleanup connection this process kept from its last message, else
+ * on a new one. The connection receives the envelope records as the transaction goes
  * (T S A*, then O? N? R per recipient), then M, our Received: header, the
  * content lines as N/L records, X and E. Only cleanup's status 0 means the
  * file is committed (fsync'ed and renamed); only then does the client get
  * "250 ... queued as ID". Dropping the connection at any earlier point makes
  * cleanup discard the file.
+ *
+ * The kept connection: after cleanup's reply to a message the connection
+ * goes back to cleanup_kept for the next message, possibly of the next
+ * SMTP session; a message abandoned half-way closes it. It saves a
+ * connect, cleanup's greeting and two status reports to master per
+ * message. Since cleanup may have closed a kept connection meanwhile (its
+ * ipc_timeout, a reload), a failure to start a message on it is retried
+ * once on a new connection: nothing was queued by then. The skeleton's
+ * idle hook gives it back (smtpd_cleanup_release) when no SMTP client
+ * came for a while, so idle smtpd processes do not hold cleanup processes.
  *
  * Trust: cleanup is one of ours, but its reply is still checked: the queue
  * ID must look like one, and the reason text shown to the client is reduced
@@ -63,34 +74,86 @@ put_attr(struct smtpd_session *s, const char *name, const char *value)
     str_free(buf);
 }
 
-bool
-smtpd_cleanup_open(struct smtpd_session *s)
+/* The connection kept from the last message, or NULL. */
+static stream_t *cleanup_kept;
+
+void
+smtpd_cleanup_release(void)
+{
+    if (cleanup_kept) {
+        stream_close(cleanup_kept);
+        cleanup_kept = NULL;
+    }
+}
+
+/*
+ * Start a message on st: send {flags}, read {queue_id} into s->queue_id.
+ * Returns 1 on success, 0 when the connection failed before cleanup said
+ * anything (a kept connection that cleanup closed: worth a retry), -1 for
+ * any other failure. "quiet" keeps the first kind out of the log.
+ */
+static int
+start_message(struct smtpd_session *s, stream_t *st, bool quiet)
 {
     str_t  *err = str_new(64);
     attr_list_t *al = attr_list_new();
     const char *id = NULL;
-    stream_t *st;
-    bool    ok = false;
+    int     rc = -1, r;
 
-    st = ipc_connect(NULL, "private", config_str(s->cfg, "cleanup_service_name"),
-                     CLEANUP_PROTOCOL, (int) config_time(s->cfg, "ipc_timeout"), err);
-    if (st == NULL) {
-        log_warn("cannot hand mail to cleanup: %s", str_cstr(err));
-        goto out;
-    }
     attr_put_int(al, "flags", CLEANUP_FLAG_NONE);
     if (attr_write(st, al) != ATTR_OK) {
-        log_warn("cleanup service: write error: %s", stream_strstatus(stream_status(st)));
+        if (!quiet)
+            log_warn("cleanup service: write error: %s", stream_strstatus(stream_status(st)));
+        rc = 0;
         goto out;
     }
-    if (attr_read(st, NULL, al, err) != ATTR_OK
-        || attr_get_str(al, "queue_id", &id) != ATTR_OK
+    r = attr_read(st, NULL, al, err);
+    if ((r == ATTR_EOF || r == ATTR_IOERR) && quiet) {
+        rc = 0;
+        goto out;
+    }
+    if (r != ATTR_OK || attr_get_str(al, "queue_id", &id) != ATTR_OK
         || attr_check_end(al, err) != ATTR_OK || !queue_id_sane(id)) {
         log_warn("cleanup service: bad reply to a new message: %s",
                  str_len(err) ? str_cstr(err) : attr_last_error(al));
         goto out;
     }
     snprintf(s->queue_id, sizeof(s->queue_id), "%s", id);
+    rc = 1;
+  out:
+    attr_list_free(al);
+    str_free(err);
+    return rc;
+}
+
+bool
+smtpd_cleanup_open(struct smtpd_session *s)
+{
+    str_t  *err = str_new(64);
+    stream_t *st = NULL;
+    bool    ok = false;
+    int     rc = 0;
+
+    if (cleanup_kept) {
+        st = cleanup_kept;
+        cleanup_kept = NULL;
+        if ((rc = start_message(s, st, true)) <= 0) {
+            stream_close(st);
+            st = NULL;
+            if (rc < 0)
+                goto out;
+        }
+    }
+    if (rc == 0) {
+        st = ipc_connect(NULL, "private", config_str(s->cfg, "cleanup_service_name"),
+                         CLEANUP_PROTOCOL, (int) config_time(s->cfg, "ipc_timeout"), err);
+        if (st == NULL) {
+            log_warn("cannot hand mail to cleanup: %s", str_cstr(err));
+            goto out;
+        }
+        if (start_message(s, st, false) <= 0)
+            goto out;
+    }
     s->cleanup = st;
     st = NULL;
     log_info("%s: client=%s[%s]", s->queue_id, s->name, s->addr);
@@ -126,7 +189,6 @@ smtpd_cleanup_open(struct smtpd_session *s)
   out:
     if (st)
         stream_close(st);
-    attr_list_free(al);
     str_free(err);
     return ok;
 }
@@ -268,6 +330,10 @@ smtpd_cleanup_finish(struct smtpd_session *s)
                  str_len(err) ? str_cstr(err) : attr_last_error(al));
         goto tempfail;
     }
+    /* cleanup answered the whole message: the connection can carry the next one. */
+    smtpd_cleanup_release();
+    cleanup_kept = s->cleanup;
+    s->cleanup = NULL;
     if (status == CLEANUP_STAT_OK) {
         smtpd_reply(s, "250 2.0.0 Ok: queued as %s", s->queue_id);
         ok = true;

@@ -306,6 +306,7 @@ main(int argc, char **argv)
         .name = "smtpd",
         .post_init = smtpd_post_init,
         .service = smtpd_service,
+        .idle = smtpd_cleanup_release,
     };
 
     single_server_main(argc, argv, &ops);

@@ -19,11 +19,12 @@ from postern_rec import parse_varint  # also imported from here by test_smtpd_ma
 
 
 class Message:
-    """What one cleanup connection received."""
+    """What cleanup received for one message."""
 
-    def __init__(self, queue_id, flags):
+    def __init__(self, queue_id, flags, conn_no):
         self.queue_id = queue_id
         self.flags = flags
+        self.conn_no = conn_no      # which connection (1, 2, ...) carried it
         self.records = []           # [(type char, bytes)]
         self.complete = False       # E seen
         self.closed_early = False   # the client went away before E
@@ -62,12 +63,18 @@ class Message:
 
 
 class FakeCleanup:
-    def __init__(self, inst, status=0, reason=""):
+    """one_per_connection: close each connection after its first message,
+    as a cleanup that went away would, so smtpd must connect again."""
+
+    def __init__(self, inst, status=0, reason="", one_per_connection=False):
         self.inst = inst
         self.status = status
         self.reason = reason
+        self.one_per_connection = one_per_connection
         self.messages = []
         self.seq = 0
+        self.conns = 0              # connections accepted so far
+        self.open_conns = 0         # of those, not yet closed by the client
         self.lock = threading.Lock()
         qdir = self._param("queue_directory")
         self.path = os.path.join(qdir, "private", "cleanup")
@@ -109,48 +116,62 @@ class FakeCleanup:
 
     def _serve(self, conn):
         conn.settimeout(30)
-        buf = b""
+        with self.lock:
+            self.conns += 1
+            self.open_conns += 1
+            conn_no = self.conns
         try:
             conn.sendall(encode([("protocol", "cleanup")]))
-            # {flags = N} ends with "0:,"
-            while b"0:," not in buf:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                buf += chunk
-            m = re.match(rb"5:flags,(\d+):(\d+),0:,", buf)
-            assert m, f"bad flags message {buf[:60]!r}"
-            flags = int(m.group(2))
-            buf = buf[m.end():]
-            with self.lock:
-                self.seq += 1
-                qid = f"4TestQ{self.seq:04d}"
-                msg = Message(qid, flags)
-                self.messages.append(msg)
-            conn.sendall(encode([("queue_id", qid)]))
-            pos = 0
-            while True:
-                if pos < len(buf):
-                    t = chr(buf[pos])
-                    n, p2 = parse_varint(buf, pos + 1)
-                    if n is not None and p2 + n <= len(buf):
-                        msg.records.append((t, buf[p2:p2 + n]))
-                        pos = p2 + n
-                        if t == "E":
-                            msg.complete = True
-                            break
-                        continue
-                chunk = conn.recv(65536)
-                if not chunk:
-                    msg.closed_early = True
-                    return
-                buf = buf[pos:] + chunk
-                pos = 0
-            conn.sendall(encode([("status", self.status), ("reason", self.reason)]))
+            buf = b""
+            while buf is not None:
+                buf = self._one_message(conn, conn_no, buf)
+                if self.one_per_connection:
+                    break
         except (OSError, socket.timeout):
             pass
         finally:
             conn.close()
+            with self.lock:
+                self.open_conns -= 1
+
+    def _one_message(self, conn, conn_no, buf):
+        """Serve one message; returns the unread input, or None at the end."""
+        # {flags = N} ends with "0:,"
+        while b"0:," not in buf:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return None
+            buf += chunk
+        m = re.match(rb"5:flags,(\d+):(\d+),0:,", buf)
+        assert m, f"bad flags message {buf[:60]!r}"
+        flags = int(m.group(2))
+        buf = buf[m.end():]
+        with self.lock:
+            self.seq += 1
+            qid = f"4TestQ{self.seq:04d}"
+            msg = Message(qid, flags, conn_no)
+            self.messages.append(msg)
+        conn.sendall(encode([("queue_id", qid)]))
+        pos = 0
+        while True:
+            if pos < len(buf):
+                t = chr(buf[pos])
+                n, p2 = parse_varint(buf, pos + 1)
+                if n is not None and p2 + n <= len(buf):
+                    msg.records.append((t, buf[p2:p2 + n]))
+                    pos = p2 + n
+                    if t == "E":
+                        msg.complete = True
+                        break
+                    continue
+            chunk = conn.recv(65536)
+            if not chunk:
+                msg.closed_early = True
+                return None
+            buf = buf[pos:] + chunk
+            pos = 0
+        conn.sendall(encode([("status", self.status), ("reason", self.reason)]))
+        return buf[pos:]
 
     def wait_messages(self, count, timeout=10):
         deadline = time.monotonic() + timeout

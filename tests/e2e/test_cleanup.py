@@ -209,6 +209,8 @@ def queue_files(inst):
         top = os.path.join(qdir(inst), q)
         for dirpath, _, files in os.walk(top):
             for f in files:
+                if q == "incoming" and f == ".sweep":
+                    continue            # cleanup's sweep stamp, not a message
                 found.append((q, os.path.relpath(os.path.join(dirpath, f), top)))
     return found
 
@@ -621,10 +623,26 @@ def test_kill_mid_message_leaves_no_queue_file(cinst):
     assert len(left) == 1 and left[0][0] == "incoming"
     assert os.path.basename(left[0][1]).startswith(".tmp."), left
     assert find_file(cinst, "incoming", qid) is None
-    # A new cleanup process removes it once it is older than daemon_timeout.
+    # A new cleanup process removes it once it is older than daemon_timeout,
+    # but only if no cleanup process swept incoming/ in the last five minutes:
+    # the first one did, at its start, and left its stamp.
     old = time.time() - 2 * 86400
-    os.utime(os.path.join(qdir(cinst), "incoming", left[0][1]), (old, old))
+    stale = os.path.join(qdir(cinst), "incoming", left[0][1])
+    stamp = os.path.join(qdir(cinst), "incoming", ".sweep")
+    assert os.path.isfile(stamp)
+    os.utime(stale, (old, old))
     qid2, reply = submit(cinst, message())
     assert reply["status"] == "0"
+    assert os.path.exists(stale), "swept again within the sweep interval"
+    # Once the stamp is old, the next cleanup process sweeps.
+    for pid in [p for p in cinst.children() if "cleanup" in open(f"/proc/{p}/cmdline", "rb")
+                .read().decode(errors="replace")]:
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what="cleanup gone")
+    os.utime(stamp, (old, old))
+    qid3, reply = submit(cinst, message())
+    assert reply["status"] == "0"
     cinst.wait_log(r"removed stale temporary file incoming/\.tmp\.")
-    assert_nothing_queued_except(cinst, [qid2])
+    assert not os.path.exists(stale)
+    assert os.stat(stamp).st_mtime > time.time() - 600
+    assert_nothing_queued_except(cinst, [qid2, qid3])

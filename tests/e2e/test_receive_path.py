@@ -52,7 +52,9 @@ def test_smtp_and_sendmail_reach_the_queue(new_instance):
                        input=b"To: erin@localhost\nSubject: via sendmail\n\nhello\n",
                        capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
-    wait_for(lambda: len(queue_json(instance)) == 2, what="both messages in the queue")
+    # Both in incoming/: the local one is listed from maildrop/ before pickup takes it.
+    wait_for(lambda: [m["queue_name"] for m in queue_json(instance)] == ["incoming"] * 2,
+             what="both messages in incoming/")
 
     msgs = {m["sender"]: m for m in queue_json(instance)}
     smtp_msg, local_msg = msgs["alice@example.org"], msgs["dave@example.org"]
@@ -118,9 +120,9 @@ def test_killed_cleanup_mid_message_gives_4xx_and_no_file(new_instance):
     s.close()
     instance.wait_log(r"process \S+/cleanup pid \d+ killed by signal 9")
     # Nothing was queued: no queue file anywhere, only a temporary file
-    # (not a queue ID) that no reader picks up.
+    # (not a queue ID) that no reader picks up, and cleanup's sweep stamp.
     assert [f for f in queue_files(instance)
-            if not os.path.basename(f).startswith(".tmp.")] == []
+            if not os.path.basename(f).startswith(".")] == []
     assert queue_json(instance) == []
     # The next message goes through with a fresh cleanup.
     with instance.smtp() as c:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, POSTFIX_ROUTING, read_reply
+from conftest import BUILD, POSTFIX_ROUTING, read_reply, wait_for
 from smtpd_fake_cleanup import FakeCleanup, parse_varint
 
 BASE_OPTS = POSTFIX_ROUTING + ["local_recipient_maps="]
@@ -295,6 +295,92 @@ def test_lost_connection_during_data(fake):
     inst.wait_log(r"lost connection after DATA \(\d+ bytes\) from localhost\[127\.0\.0\.1\]")
     m = fc.wait_messages(1)[0]
     assert m.closed_early and not m.complete
+
+
+def send_one(s, sender, rcpt, body=b"x\r\n"):
+    """One whole transaction on an open session; returns the DATA reply."""
+    assert talk(s, f"MAIL FROM:<{sender}>").startswith("250")
+    assert talk(s, f"RCPT TO:<{rcpt}>").startswith("250")
+    assert talk(s, "DATA").startswith("354")
+    return talk(s, body + b".\r\n")
+
+
+def test_cleanup_connection_is_kept_for_the_next_message(fake):
+    inst, fc = fake()
+    s = session(inst)
+    for i in range(3):
+        assert send_one(s, f"a{i}@example.org", f"b{i}@localhost").startswith("250 2.0.0")
+    assert talk(s, "QUIT").startswith("221")
+    s.close()
+    msgs = fc.wait_messages(3)
+    assert all(m.complete for m in msgs)
+    # One connection carried all three messages, each with its own queue ID.
+    assert {m.conn_no for m in msgs} == {1} and fc.conns == 1
+    assert len({m.queue_id for m in msgs}) == 3
+    assert [m.recipients() for m in msgs] == [["b0@localhost"], ["b1@localhost"], ["b2@localhost"]]
+
+
+def test_refused_message_keeps_the_connection_and_an_abandoned_one_drops_it(fake):
+    inst, fc = fake(status=8, reason="5.7.1 no thanks")
+    s = session(inst)
+    assert send_one(s, "a@example.org", "b@localhost").startswith("550 5.7.1")
+    assert send_one(s, "c@example.org", "d@localhost").startswith("550 5.7.1")
+    # A transaction abandoned after RCPT closes the connection: cleanup drops that file.
+    assert talk(s, "MAIL FROM:<e@example.org>").startswith("250")
+    assert talk(s, "RCPT TO:<f@localhost>").startswith("250")
+    assert talk(s, "RSET").startswith("250")
+    assert send_one(s, "g@example.org", "h@localhost").startswith("550 5.7.1")
+    s.close()
+    msgs = fc.wait_messages(4)
+    assert [m.conn_no for m in msgs] == [1, 1, 1, 2]
+    assert msgs[2].closed_early and not msgs[2].complete
+
+
+def test_kept_connection_closed_by_cleanup_is_replaced(fake):
+    inst, fc = fake()
+    fc.one_per_connection = True        # as a cleanup that exited after each message
+    s = session(inst)
+    for i in range(3):
+        assert send_one(s, f"a{i}@example.org", f"b{i}@localhost").startswith("250 2.0.0")
+    s.close()
+    msgs = fc.wait_messages(3)
+    assert [m.conn_no for m in msgs] == [1, 2, 3]
+    assert all(m.complete for m in msgs)
+    # Replacing a stale connection is routine, not worth a warning.
+    assert "cleanup service" not in inst.log()
+
+
+def test_idle_smtpd_gives_back_the_cleanup_connection(fake):
+    inst, fc = fake()
+    s = session(inst)
+    assert send_one(s, "a@example.org", "b@localhost").startswith("250 2.0.0")
+    assert talk(s, "QUIT").startswith("221")
+    s.close()
+    fc.wait_messages(1)
+    # The skeleton's idle hook runs about a second after the last client.
+    wait_for(lambda: fc.open_conns == 0, timeout=10, what="smtpd to close its cleanup connection")
+    assert fc.conns == 1
+
+
+def test_real_cleanup_killed_between_messages(new_instance):
+    inst = new_instance(options=BASE_OPTS)
+    inst.append_master_cf(CLEANUP_SERVICE)
+    inst.append_master_cf(REWRITE_SERVICE)
+    inst.remove_service("qmgr")
+    inst.start()
+    s = session(inst)
+    assert send_one(s, "a@example.org", "b@localhost").startswith("250 2.0.0")
+    pids = inst.children("cleanup")
+    assert len(pids) == 1, pids
+    os.kill(pids[0], 9)
+    wait_for(lambda: pids[0] not in inst.children("cleanup"), what="cleanup to die")
+    # The kept connection is dead; the next message goes over a new one.
+    assert send_one(s, "c@example.org", "d@localhost").startswith("250 2.0.0")
+    assert send_one(s, "e@example.org", "f@localhost").startswith("250 2.0.0")
+    s.close()
+    incoming = [f for _, _, files in os.walk(os.path.join(inst.dir, "queue", "incoming"))
+                for f in files if not f.startswith(".")]
+    assert len(incoming) == 3
 
 
 def test_timeout(new_instance):

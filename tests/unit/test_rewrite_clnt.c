@@ -192,3 +192,42 @@ TEST(requests_cache_and_reconnect)
     str_free(out);
     stop_server();
 }
+
+/* Alternating addresses are all served from the cache; the oldest entry makes room. */
+TEST(cache_holds_several_addresses)
+{
+    str_t  *out = str_new(0);
+    char    addr[32], first[8][32];
+
+    start_server();
+    rewrite_clnt_disconnect();                  /* empty caches */
+    /* Sender and recipient in turn, as cleanup asks for each message. */
+    for (int round = 0; round < 3; round++) {
+        CHECK_INTEQ(rewrite_clnt("local", "sender@example.org", out), 0);
+        CHECK_STREQ(str_cstr(out), "sender@example.org#1");
+        CHECK_INTEQ(rewrite_clnt("local", "rcpt@example.org", out), 0);
+        CHECK_STREQ(str_cstr(out), "rcpt@example.org#2");
+    }
+    /* The same address under the other rule is another entry. */
+    rewrite_clnt("remote", "rcpt@example.org", out);
+    CHECK_STREQ(str_cstr(out), "rcpt@example.org#3");
+    /* Eight entries in all: six more fill the cache ... */
+    for (int i = 0; i < 6; i++) {
+        snprintf(addr, sizeof(addr), "u%d", i);
+        rewrite_clnt("local", addr, out);
+        snprintf(first[i], sizeof(first[i]), "%s", str_cstr(out));
+    }
+    CHECK_STREQ(first[5], "u5#9");
+    rewrite_clnt("local", "u0", out);
+    CHECK_STREQ(str_cstr(out), "u0#4");         /* still cached */
+    /* ... and one more evicts the oldest, the sender's. */
+    rewrite_clnt("local", "u6", out);
+    CHECK_STREQ(str_cstr(out), "u6#10");
+    rewrite_clnt("local", "sender@example.org", out);
+    CHECK_STREQ(str_cstr(out), "sender@example.org#11");
+    rewrite_clnt("local", "u5", out);
+    CHECK_STREQ(str_cstr(out), "u5#9");
+    rewrite_clnt_disconnect();
+    str_free(out);
+    stop_server();
+}

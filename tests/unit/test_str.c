@@ -2,6 +2,8 @@
  * test_str.c - unit tests for str.c and stream.c.
  */
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "stream.h"
@@ -113,6 +115,81 @@ TEST(stream_timeout)
     close(wfd);
     str_free(line);
     stream_close(st);
+}
+
+static double
+mono_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/*
+ * A stream on one end of a socket pair, with a timeout, that has read one
+ * line already (so it knows it reads a socket); sv[1] is the peer.
+ */
+static stream_t *
+socket_stream(int sv[2], int timeout, str_t *line)
+{
+    stream_t *st;
+
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    st = stream_open(sv[0]);
+    stream_set_timeout(st, timeout);
+    CHECK(write(sv[1], "one\r\n", 5) == 5);
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_OK);
+    CHECK_STREQ(str_cstr(line), "one\r\n");
+    return st;
+}
+
+/* A read that must time out after about one second. */
+static void
+check_one_second_timeout(stream_t *st, str_t *line, bool getc)
+{
+    double  t0 = mono_s(), took;
+
+    CHECK_INTEQ(getc ? stream_getc(st) : stream_read_line(st, line, 100), STREAM_TIMEOUT);
+    took = mono_s() - t0;
+    CHECK(took > 0.8 && took < 1.8);
+}
+
+/* Blocking sockets wait in recv() under SO_RCVTIMEO; the deadline stays per call. */
+TEST(stream_socket_reads_and_deadlines)
+{
+    int     sv[2];
+    str_t  *line = str_new(0);
+    stream_t *st = socket_stream(sv, 1, line);
+
+    CHECK(write(sv[1], "two\n", 4) == 4);
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_OK);     /* waits in recv() */
+    CHECK_STREQ(str_cstr(line), "two\n");
+    /* Part of a line, then silence: the whole call times out after ~1 s, not 2. */
+    CHECK(write(sv[1], "thr", 3) == 3);
+    check_one_second_timeout(st, line, false);
+    stream_close(st);
+    close(sv[1]);
+
+    /* Nothing at all: SO_RCVTIMEO ends the wait. */
+    st = socket_stream(sv, 1, line);
+    check_one_second_timeout(st, line, false);
+    stream_close(st);
+    close(sv[1]);
+
+    /* A changed timeout is applied. */
+    st = socket_stream(sv, 5, line);
+    stream_set_timeout(st, 1);
+    check_one_second_timeout(st, line, true);
+    stream_close(st);
+    close(sv[1]);
+
+    /* The peer's close is an orderly end. */
+    st = socket_stream(sv, 5, line);
+    close(sv[1]);
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_EOF);
+    stream_close(st);
+    str_free(line);
 }
 
 TEST(stream_exact_and_write)

@@ -634,6 +634,9 @@ repair_queue(struct super *sp, const char *queue)
             }
             continue;
         }
+        /* cleanup's bookkeeping (incoming/.sweep): a queue ID never starts with a dot. */
+        if (name[0] == '.' && strcmp(queue, QUEUE_INCOMING) == 0)
+            continue;
         repair_file(sp, queue, path, name);
     }
     for (size_t i = 0; i < files.count; i++)
