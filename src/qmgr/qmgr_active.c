@@ -108,6 +108,15 @@ mark_done(struct qmgr_message *msg, size_t i)
 /*
  * qmgr_active_sync - make the done marks of the last reply durable (one
  * fdatasync for all of them).
+ *
+ * Not when every recipient is done: the file is about to be removed
+ * (qmgr_active_check), and the marks are already in the page cache, where
+ * a crash of any process, qmgr included, still finds them. Only a power
+ * loss before the removal reaches the disk could deliver such a message
+ * again, the trade-off Postfix makes for every message; a sync here cost
+ * one device flush per message and protected against duplicates only,
+ * never against loss. A message with recipients left keeps its marks
+ * synced, so that a later pass never repeats a delivery that was done.
  */
 void
 qmgr_active_sync(struct qmgr_message *msg)
@@ -117,6 +126,12 @@ qmgr_active_sync(struct qmgr_message *msg)
     if (!msg->dirty)
         return;
     msg->dirty = false;
+    size_t  done = 0;
+
+    while (done < msg->qf.rcpt_count && msg->rs[done].state == QMGR_R_DONE)
+        done++;
+    if (done > 0 && done == msg->qf.rcpt_count)
+        return;
     if ((fd = qmgr_active_open(msg)) < 0)
         return;
     if (fdatasync(fd) != 0)

@@ -427,6 +427,46 @@ def test_crash_recovery_no_duplicate_of_done_recipient(qmgr_instance):
     assert sorted(again) == ["slow1@c.example", "slow2@c.example"], again
 
 
+def test_done_marks_are_synced_only_while_recipients_remain(qmgr_instance):
+    """A message whose last recipient is done is removed without a sync of its
+    marks; marks of a message that stays in the queue are synced."""
+    import subprocess
+    inst = qmgr_instance(["fake_destination_recipient_limit = 1"])
+
+    def handler(req):
+        r = rcpts_of(req)[0]
+        if r.startswith("later"):
+            return reply_all(req, "deferred", "4.4.1", "try later")
+        return sent(req)
+
+    qmgr_instance.fake(inst, handler)
+    wait_for(lambda: inst.children("qmgr"), what="qmgr running")
+    qpid = inst.children("qmgr")[0]
+    trace = os.path.join(inst.dir, "qmgr.strace")
+    tracer = subprocess.Popen(["strace", "-qq", "-e", "trace=fdatasync,unlink", "-o", trace,
+                               "-p", str(qpid)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: os.path.exists(trace), what="strace started")
+        time.sleep(0.5)
+        send(inst, ["one@d.example"])
+        qid1 = queued_ids(inst, 1)[0]
+        inst.wait_log(rf"{qid1}: removed")
+        send(inst, ["now@d.example", "later@d.example"])
+        qid2 = queued_ids(inst, 2)[1]
+        wait_for(lambda: queue_files(inst, "deferred") == [qid2], what="the message deferred")
+        time.sleep(0.3)
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=10)
+    with open(trace) as f:
+        calls = f.read()
+    syncs = [ln for ln in calls.splitlines() if ln.startswith("fdatasync(")]
+    # Only the second message's done mark (now@) was synced: it stayed queued.
+    assert len(syncs) == 1, calls
+    assert f"active/{qid1}" in calls     # the first was removed, unsynced
+
+
 def test_corrupt_file_moves_to_corrupt(qmgr_instance):
     inst = qmgr_instance()
     qmgr_instance.fake(inst, sent)
