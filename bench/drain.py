@@ -33,6 +33,8 @@ def any_file(top):
         try:
             with os.scandir(path) as it:
                 for entry in it:
+                    if entry.name.startswith("."):
+                        continue        # not mail: cleanup's incoming/.sweep stamp
                     try:
                         if entry.is_dir(follow_symlinks=False):
                             todo.append(entry.path)

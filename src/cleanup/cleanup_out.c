@@ -8,18 +8,33 @@
  * other reader skip it, so nobody reads an unfinished file. Commit is:
  *   1. patch the C record (sizes, recipient count) in the buffer, or with
  *      pwrite(2) when that part was already written;
- *   2. append E, write the rest, fsync(2) the file;
+ *   2. append E and write the rest: the file is complete (in the page
+ *      cache);
  *   3. rename it to its queue ID (incoming/ or hold/), refusing to replace
  *      an existing file;
- *   4. fsync(2) the directory that now holds the name.
+ *   4. fsync(2) the file, under its final name.
  * Only then does the caller reply "status 0" to the client.
  *
- * Why step 4 (Postfix does not do it): POSIX and Linux promise that a
- * rename(2) survives a crash only once the directory is synced. Without it a
- * power loss after our "OK" could leave the message under its temporary
- * name, where no queue reader looks, and the stale-file sweep below would
- * then delete acknowledged mail. With it, a temporary file is by
- * construction one that was never acknowledged, so removing it is safe.
+ * Why the fsync comes after the rename: the name must be on disk before
+ * our "OK" as much as the data, since after a power loss a message left
+ * under its temporary name is one that no queue reader looks at and that
+ * the stale-file sweep below deletes. POSIX promises a durable rename only
+ * after an fsync of the directory, which cost a second device flush per
+ * message; on Linux an fsync of the renamed file makes its new name
+ * durable as well: ext4 commits the journal transaction that holds the
+ * rename (without a journal it syncs the parent directory of a new file),
+ * XFS forces the log up to the file's last change, the rename included,
+ * and Btrfs logs the new name. So a temporary file is still by
+ * construction one that was never acknowledged, and one flush suffices.
+ *
+ * What the order costs: between the rename and the end of the fsync the
+ * file is visible under its queue ID, complete but maybe not yet on disk.
+ * A reader that takes it then (qmgr's periodic scan) reads a whole
+ * message; a power loss in that window can leave a partly written file
+ * under a queue ID, which qmgr moves to corrupt/ (the client got no OK
+ * and sends the message again). When the fsync fails, the file is removed
+ * again if it is still in place, and the client gets a 4xx; had qmgr
+ * taken it already, it may be delivered twice, never lost.
  *
  * Leftover temporary files (a cleanup process killed mid-message) are
  * removed by cleanup_out_sweep() when a cleanup process starts, once they
@@ -55,10 +70,6 @@
 #define SWEEP_STAMP     QUEUE_INCOMING "/.sweep"
 #define SWEEP_INTERVAL  300         /* seconds between two sweeps of incoming/ */
 #define TEMP_TRIES      10
-
-/* The directory whose name we fsync'ed last, kept open between messages. */
-static int dir_fd = -1;
-static str_t *dir_name;
 
 bool
 cleanup_out_ok(const struct cleanup_state *st)
@@ -209,33 +220,6 @@ cleanup_out_mark_size(struct cleanup_state *st)
     }
 }
 
-/* fsync the directory "dir", keeping it open for the next message. */
-static bool
-sync_dir(const char *dir)
-{
-    if (dir_name == NULL)
-        dir_name = str_new(64);
-    if (dir_fd < 0 || !str_eq_cstr(dir_name, dir)) {
-        if (dir_fd >= 0)
-            (void) close(dir_fd);
-        dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dir_fd < 0) {
-            str_reset(dir_name);
-            return false;
-        }
-        str_set_cstr(dir_name, dir);
-    }
-    if (fsync(dir_fd) != 0) {
-        int     saved = errno;
-
-        (void) close(dir_fd);
-        dir_fd = -1;
-        errno = saved;
-        return false;
-    }
-    return true;
-}
-
 /*
  * Move the temporary file to its final name without ever replacing an
  * existing queue file. renameat2(RENAME_NOREPLACE) does it in one call; on
@@ -288,11 +272,6 @@ cleanup_out_commit(struct cleanup_state *st)
     out_flush(st);
     if (!cleanup_out_ok(st))
         goto done;
-    if (fsync(st->fd) != 0) {
-        log_warn_errno("%s: fsync queue file", st->queue_id);
-        cleanup_error(st, CLEANUP_STAT_WRITE, "4.3.0 queue file write error");
-        goto done;
-    }
     queue_path(path, queue, st->queue_id);
     queue_dir_path(dir, queue, st->queue_id);
     r = rename_noreplace(str_cstr(st->temp_path), str_cstr(path));
@@ -307,18 +286,16 @@ cleanup_out_commit(struct cleanup_state *st)
         cleanup_error(st, CLEANUP_STAT_WRITE, "4.3.0 queue file write error");
         goto done;
     }
-    /* From here the file is under its final name: never unlink it on a later error. */
+    /* From here the file is under its final name (see the top for the order). */
     str_reset(st->temp_path);
-    ok = true;
-    if (!sync_dir(str_cstr(dir))) {
-        /*
-         * The file is complete and named; only its directory entry may not
-         * be on disk yet. Reporting failure now would make the client send
-         * the message again while this copy may still be delivered, so we
-         * warn and accept: the same trade-off Postfix makes for every file.
-         */
-        log_warn_errno("%s: fsync directory %s", st->queue_id, str_cstr(dir));
+    if (fsync(st->fd) != 0) {
+        log_warn_errno("%s: fsync queue file", st->queue_id);
+        cleanup_error(st, CLEANUP_STAT_WRITE, "4.3.0 queue file write error");
+        if (unlink(str_cstr(path)) != 0 && errno != ENOENT)
+            log_warn_errno("%s: remove %s", st->queue_id, str_cstr(path));
+        goto done;
     }
+    ok = true;
     if (close(st->fd) != 0)
         log_warn_errno("%s: close queue file", st->queue_id);
     st->fd = -1;
