@@ -266,28 +266,56 @@ send_reply(struct cleanup_state *st, int status, const char *reason)
     attr_list_free(reply);
 }
 
-/*
- * One message on the connection: {flags}, {queue_id}, records, {status}.
- * Returns true when the connection may carry another message (this one
- * was read to its end and answered), false when it must end: the client
- * closed it (also the normal end, before a {flags}), broke the protocol,
- * or went away in the middle of a message.
- */
+/* Create the message's queue file and tell the client its queue ID. */
 static bool
-cleanup_one(stream_t *client)
+open_and_announce(struct cleanup_state *st, stream_t *client, attr_list_t *req)
+{
+    if (!cleanup_out_open(st))
+        return false;               /* logged; the client sees the connection close */
+    attr_list_reset(req);
+    attr_put_str(req, "queue_id", st->queue_id);
+    if (attr_write(client, req) != ATTR_OK) {
+        log_warn("%s: lost connection with client before the message", st->queue_id);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * What the connection does after a message (cleanup_one's result).
+ */
+enum cleanup_next {
+    NEXT_END,                       /* close the connection */
+    NEXT_MESSAGE,                   /* the client may send another {flags} */
+    NEXT_ANNOUNCED,                 /* CLEANUP_FLAG_MORE: announce the next file first */
+};
+
+/*
+ * One message on the connection: {flags}, {queue_id}, records, {status};
+ * with "announce" (the last message asked for CLEANUP_FLAG_MORE) the
+ * {queue_id} comes first. Returns what may follow: nothing when the client
+ * closed the connection (also the normal end, before a {flags}), broke the
+ * protocol, or went away in the middle of a message.
+ */
+static enum cleanup_next
+cleanup_one(stream_t *client, bool announce)
 {
     struct cleanup_state st;
     attr_list_t *req = attr_list_new();
     str_t  *err = str_new(64);
     long long flags = 0;
-    bool    complete, again = false;
+    bool    complete;
+    enum cleanup_next next = NEXT_END;
 
     state_init(&st, client);
+    if (announce && !open_and_announce(&st, client, req))
+        goto out;
+    attr_list_reset(req);
     switch (attr_read(client, NULL, req, err)) {
     case ATTR_OK:
         break;
     case ATTR_EOF:
-        goto out;
+        goto out;                   /* a file made in advance is removed by state_free */
     default:
         log_warn("bad request from client: %s", str_len(err) ? str_cstr(err) : "read error");
         goto out;
@@ -299,14 +327,8 @@ cleanup_one(stream_t *client)
         goto out;
     }
     st.flags = (int) flags;
-    if (!cleanup_out_open(&st))
-        goto out;                   /* logged; the client sees the connection close */
-    attr_list_reset(req);
-    attr_put_str(req, "queue_id", st.queue_id);
-    if (attr_write(client, req) != ATTR_OK) {
-        log_warn("%s: lost connection with client before the message", st.queue_id);
+    if (!announce && !open_and_announce(&st, client, req))
         goto out;
-    }
 
     complete = read_records(&st);
     if (complete && st.errs == 0 && st.rcpt_count == 0) {
@@ -321,7 +343,7 @@ cleanup_one(stream_t *client)
             send_reply(&st, st.errs, str_cstr(st.reason));
         goto out;
     }
-    again = true;
+    next = (st.flags & CLEANUP_FLAG_MORE) ? NEXT_ANNOUNCED : NEXT_MESSAGE;
     if (st.flags & CLEANUP_FLAG_DISCARD) {
         cleanup_out_abort(&st);
         log_info("%s: discard: from=<%s>: discarded on request of the client", st.queue_id,
@@ -344,11 +366,12 @@ cleanup_one(stream_t *client)
                  str_cstr(st.reason));
     send_reply(&st, st.errs, str_cstr(st.reason));
 out:
-    again = again && stream_status(client) == STREAM_OK;
+    if (stream_status(client) != STREAM_OK)
+        next = NEXT_END;
     attr_list_free(req);
     str_free(err);
     state_free(&st);
-    return again;
+    return next;
 }
 
 /*
@@ -360,14 +383,15 @@ out:
 static void
 cleanup_service(stream_t *client, config_t *cfg)
 {
+    enum cleanup_next next = NEXT_MESSAGE;
+
     stream_set_timeout(client, cleanup_conf.ipc_timeout);
     if (attr_send_protocol(client, CLEANUP_PROTOCOL) != ATTR_OK)
         return;
-    for (long n = 0; ; n++) {
+    for (long n = 0; next != NEXT_END; n++) {
         if (n > 0)
             server_watchdog_restart();
-        if (!cleanup_one(client))
-            break;
+        next = cleanup_one(client, next == NEXT_ANNOUNCED);
     }
 }
 

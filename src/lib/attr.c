@@ -445,7 +445,7 @@ write_netstring(stream_t *st, const char *data, size_t len)
  * stream_status()/stream_errno() tell why.
  */
 int
-attr_write(stream_t *st, const attr_list_t *al)
+attr_write_buffered(stream_t *st, const attr_list_t *al)
 {
     for (size_t i = 0; i < al->count; i++) {
         const struct attr *a = &al->items[i];
@@ -454,7 +454,15 @@ attr_write(stream_t *st, const attr_list_t *al)
             || write_netstring(st, a->value.data, a->value.len) != STREAM_OK)
             return ATTR_IOERR;
     }
-    if (stream_write(st, "0:,", END_MARKER_LEN) != STREAM_OK || stream_flush(st) != STREAM_OK)
+    if (stream_write(st, "0:,", END_MARKER_LEN) != STREAM_OK)
+        return ATTR_IOERR;
+    return ATTR_OK;
+}
+
+int
+attr_write(stream_t *st, const attr_list_t *al)
+{
+    if (attr_write_buffered(st, al) != ATTR_OK || stream_flush(st) != STREAM_OK)
         return ATTR_IOERR;
     return ATTR_OK;
 }

@@ -99,6 +99,8 @@ int     attr_decode(const void *buf, size_t len, size_t *consumed,
  * pipelined messages stay buffered in the stream.
  */
 int     attr_write(stream_t *st, const attr_list_t *al);
+/* The same without the flush: the message goes out with the next flush. */
+int     attr_write_buffered(stream_t *st, const attr_list_t *al);
 int     attr_read(stream_t *st, const struct attr_limits *limits, attr_list_t *out, str_t *err);
 
 /*

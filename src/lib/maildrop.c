@@ -134,7 +134,7 @@ check_attr(struct maildrop_check *mc, const char *data, size_t len)
     mc->seen_attrs |= 1u << i;
 
     if (strcmp(known_attrs[i].name, REC_ATTR_SUBMIT_FLAGS) == 0) {
-        if (!rec_parse_decimal(val, vlen, CLEANUP_FLAG_MASK, &v) || (v & ~CLEANUP_FLAG_EXTRACT) != 0)
+        if (!rec_parse_decimal(val, vlen, CLEANUP_FLAG_EXTRACT, &v) || (v & ~CLEANUP_FLAG_EXTRACT) != 0)
             return fail(mc, "bad %s value", REC_ATTR_SUBMIT_FLAGS);
         mc->submit_flags = (int) v;
     } else if (strcmp(known_attrs[i].name, REC_ATTR_DSN_ENVID) == 0) {

@@ -359,6 +359,20 @@ stream_pending(const stream_t *st)
     return st->rlen - st->rpos;
 }
 
+bool
+stream_peer_gone(stream_t *st)
+{
+    char    c;
+    ssize_t n;
+
+    if (st->rpos < st->rlen)
+        return false;
+    if (st->status || st->eof)
+        return true;
+    n = recv(st->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 int
 stream_wait_readable(stream_t *st, int timeout_ms)
 {

@@ -54,6 +54,11 @@ int     stream_read_append(stream_t *st, str_t *s, size_t n);
 int     stream_getc(stream_t *st);
 /* Bytes already buffered and unread (e.g. to detect pipelined input). */
 size_t  stream_pending(const stream_t *st);
+/*
+ * Without waiting: has the peer of a socket closed its end (or reset it),
+ * with nothing left unread? Used before reusing a kept connection.
+ */
+bool    stream_peer_gone(stream_t *st);
 /* Wait until input is available or the timeout passes: STREAM_OK/TIMEOUT/EOF... */
 int     stream_wait_readable(stream_t *st, int timeout_ms);
 

@@ -18,6 +18,9 @@ from postern_attr import encode
 from postern_rec import parse_varint  # also imported from here by test_smtpd_mail
 
 
+FLAG_MORE = 16                      # CLEANUP_FLAG_MORE in src/lib/cleanup_proto.h
+
+
 class Message:
     """What cleanup received for one message."""
 
@@ -122,9 +125,9 @@ class FakeCleanup:
             conn_no = self.conns
         try:
             conn.sendall(encode([("protocol", "cleanup")]))
-            buf = b""
+            buf, announce = b"", False
             while buf is not None:
-                buf = self._one_message(conn, conn_no, buf)
+                buf, announce = self._one_message(conn, conn_no, buf, announce)
                 if self.one_per_connection:
                     break
         except (OSError, socket.timeout):
@@ -134,24 +137,29 @@ class FakeCleanup:
             with self.lock:
                 self.open_conns -= 1
 
-    def _one_message(self, conn, conn_no, buf):
-        """Serve one message; returns the unread input, or None at the end."""
+    def _one_message(self, conn, conn_no, buf, announce):
+        """Serve one message; returns (the unread input or None at the end,
+        whether the next queue ID is announced: CLEANUP_FLAG_MORE)."""
+        if announce:
+            qid = self._next_id()
+            conn.sendall(encode([("queue_id", qid)]))
         # {flags = N} ends with "0:,"
         while b"0:," not in buf:
             chunk = conn.recv(4096)
             if not chunk:
-                return None
+                return None, False
             buf += chunk
         m = re.match(rb"5:flags,(\d+):(\d+),0:,", buf)
         assert m, f"bad flags message {buf[:60]!r}"
         flags = int(m.group(2))
         buf = buf[m.end():]
+        if not announce:
+            qid = self._next_id()
+        msg = Message(qid, flags, conn_no)
         with self.lock:
-            self.seq += 1
-            qid = f"4TestQ{self.seq:04d}"
-            msg = Message(qid, flags, conn_no)
             self.messages.append(msg)
-        conn.sendall(encode([("queue_id", qid)]))
+        if not announce:
+            conn.sendall(encode([("queue_id", qid)]))
         pos = 0
         while True:
             if pos < len(buf):
@@ -167,11 +175,16 @@ class FakeCleanup:
             chunk = conn.recv(65536)
             if not chunk:
                 msg.closed_early = True
-                return None
+                return None, False
             buf = buf[pos:] + chunk
             pos = 0
         conn.sendall(encode([("status", self.status), ("reason", self.reason)]))
-        return buf[pos:]
+        return buf[pos:], bool(flags & FLAG_MORE)
+
+    def _next_id(self):
+        with self.lock:
+            self.seq += 1
+            return f"4TestQ{self.seq:04d}"
 
     def wait_messages(self, count, timeout=10):
         deadline = time.monotonic() + timeout

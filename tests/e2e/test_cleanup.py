@@ -234,6 +234,41 @@ def assert_nothing_queued(inst):
 
 
 # ---- tests -------------------------------------------------------------
+FLAG_MORE = 16                          # CLEANUP_FLAG_MORE
+
+
+def test_several_messages_per_connection_and_announced_ids(cinst):
+    s, r, qid1 = connect(cinst, FLAG_MORE)
+    try:
+        s.sendall(message(rcpts=["one@example.com"]))
+        assert r.read() == {"status": "0", "reason": ""}
+        # CLEANUP_FLAG_MORE: the next queue ID comes unasked, its file exists already.
+        qid2 = r.read()["queue_id"]
+        assert QUEUE_ID.match(qid2) and qid2 != qid1
+        s.sendall(encode([("flags", 0)]) + message(rcpts=["two@example.com"]))
+        assert r.read() == {"status": "0", "reason": ""}
+        # Without the flag the old order holds: {flags} first, then the ID.
+        s.sendall(encode([("flags", 0)]))
+        qid3 = r.read()["queue_id"]
+        s.sendall(message(rcpts=[]))            # refused, yet the connection goes on
+        assert r.read()["status"] == "32"
+        s.sendall(encode([("flags", FLAG_MORE)]))
+        qid4 = r.read()["queue_id"]
+        s.sendall(message(rcpts=["four@example.com"]))
+        assert r.read()["status"] == "0"
+        qid5 = r.read()["queue_id"]             # announced, then never used
+    finally:
+        s.close()
+    assert committed(cinst, qid1).rcpts == ["one@example.com"]
+    assert committed(cinst, qid2).rcpts == ["two@example.com"]
+    assert committed(cinst, qid4).rcpts == ["four@example.com"]
+    assert len({qid1, qid2, qid3, qid4, qid5}) == 5
+    # The file made in advance for qid5 is removed when the client closes.
+    wait_for(lambda: not [f for q, f in queue_files(cinst) if ".tmp." in f],
+             what="the unused temporary file removed")
+    assert_nothing_queued_except(cinst, [qid1, qid2, qid4])
+
+
 def test_message_lands_in_incoming_with_its_records(cinst):
     qid, reply = submit(cinst, message(attrs=["protocol=ESMTP", "client_address=192.0.2.1"]))
     assert reply == {"status": "0", "reason": ""}
