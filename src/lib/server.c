@@ -271,6 +271,21 @@ master_gone(void)
     return srv_master_gone;
 }
 
+/* A connection already waiting on one of the (non-blocking) listeners, or -1. */
+static int
+accept_waiting(void)
+{
+    for (int i = 0; i < srv_nlisten; i++) {
+        int     fd = accept4(srv_listen_fds[i], NULL, NULL, SOCK_CLOEXEC);
+
+        if (fd >= 0)
+            return fd;
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+            log_warn_errno("accept");
+    }
+    return -1;
+}
+
 void
 single_server_main(int argc, char **argv, const struct server_ops *ops)
 {
@@ -344,14 +359,25 @@ single_server_main(int argc, char **argv, const struct server_ops *ops)
                     log_warn_errno("accept");
                 continue;           /* another process took it */
             }
+            /*
+             * Serve it, and then whatever client is already waiting, before
+             * telling master that we are free again: under load a process
+             * goes from one client to the next without the two status
+             * reports (and master's two wake-ups) in between.
+             */
             report(MASTER_STAT_TAKEN);
-            srv_uses++;
-            stream_t *st = stream_open(fd);
+            do {
+                stream_t *st = stream_open(fd);
 
-            server_watchdog_restart();
-            ops->service(st, srv_cfg);
-            alarm(0);
-            stream_close(st);
+                srv_uses++;
+                server_watchdog_restart();
+                ops->service(st, srv_cfg);
+                alarm(0);
+                stream_close(st);
+                if (srv_exit_requested || (srv_max_use > 0 && srv_uses >= srv_max_use)
+                    || master_gone())
+                    break;
+            } while ((fd = accept_waiting()) >= 0);
             report(MASTER_STAT_AVAIL);
             idle_called = false;
             idle_since = clock_mono_ms();

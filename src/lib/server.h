@@ -18,7 +18,9 @@
  *
  * single_server_main: one client at a time, plain blocking I/O with
  *   ops->service(stream) per connection; master is told "taken"/"available"
- *   around each client so it can start more processes under load.
+ *   around each run of clients (a client already waiting when one is done
+ *   is served at once, without the two reports), so it can start more
+ *   processes under load.
  * event_server_main: many clients in one process on an event loop; the
  *   daemon gets each new connection through ops->accept and calls
  *   server_client_done() when it closes one. A fifo service (and a unix

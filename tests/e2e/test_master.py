@@ -181,3 +181,26 @@ def test_maxproc_limits_processes(new_instance):
     assert read_reply(socks[2]).startswith("220")
     for s in socks[1:]:
         s.close()
+
+
+def test_waiting_client_is_served_by_the_same_process_with_max_use(new_instance):
+    """A client already waiting when one is done is served at once by the same
+    process (no status reports in between); max_use still counts each one."""
+    inst = new_instance(options=["max_use=2"])
+    text = open(inst.master_cf).read()
+    text = re.sub(r"^(127\.0\.0\.1:\d+\s+inet\s+n\s+-\s+n\s+-\s+)-(\s+smtpd)", r"\g<1>1\2", text,
+                  flags=re.M)
+    open(inst.master_cf, "w").write(text)
+    inst.start()
+    socks = [inst.raw(timeout=10) for _ in range(3)]
+    assert read_reply(socks[0]).startswith("220")
+    for i, s in enumerate(socks):
+        if i > 0:
+            assert read_reply(s).startswith("220")
+        s.sendall(b"QUIT\r\n")
+        assert read_reply(s).startswith("221")
+        s.close()
+    inst.wait_log(r"postern/smtpd\[\d+\]: disconnect from", count=3)
+    pids = re.findall(r"postern/smtpd\[(\d+)\]: connect from", inst.log())
+    # Two clients per process (max_use = 2), the waiting one taken at once.
+    assert pids[0] == pids[1] != pids[2], pids
