@@ -3,7 +3,9 @@
  *
  * A message is built in a memory buffer of records and written to its file
  * only when the buffer grows past CLEANUP_FLUSH_SIZE, so a typical message
- * costs one write(2). The file is created under a temporary name,
+ * costs one write(2). The file is a spare one when queue_spare_take()
+ * finds one (a delivered message's file, kept by qmgr: no inode to
+ * allocate; see queue.h), else created, under a temporary name,
  * incoming/.tmp.<random>, that is not a queue ID: queue_walk() and every
  * other reader skip it, so nobody reads an unfinished file. Commit is:
  *   1. patch the C record (sizes, recipient count) in the buffer, or with
@@ -96,6 +98,30 @@ random_suffix(str_t *out)
 }
 
 /*
+ * Open a spare queue file that was just moved to path (queue.h), or remove
+ * it and return -1 when it is not what a spare must be: a regular file of
+ * ours with one link. Spares are emptied when they are put away; should
+ * one still hold bytes, they are overwritten and the rest cut off at
+ * commit. The mode loses qmgr's marks (0600).
+ */
+static int
+open_spare(const char *path)
+{
+    struct stat sb;
+    int     fd = open(path, O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+
+    if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid()
+        && sb.st_nlink == 1 && ((sb.st_mode & 07777) == 0600 || fchmod(fd, 0600) == 0))
+        return fd;
+    log_warn("removing unusable spare queue file (now %s)", path);
+    if (fd >= 0)
+        (void) close(fd);
+    if (unlink(path) != 0 && errno != ENOENT)
+        log_warn_errno("remove %s", path);
+    return -1;
+}
+
+/*
  * Create the temporary file, make the queue ID from its inode, and start
  * the buffer with V and a placeholder C record. Returns false (logged) when
  * no file can be made; the caller then closes the connection.
@@ -108,6 +134,12 @@ cleanup_out_open(struct cleanup_state *st)
     char    csize[3 * REC_SIZE_WIDTH + 3];
     int     n;
 
+    st->recycled = false;
+    str_set_cstr(st->temp_path, QUEUE_INCOMING "/" TEMP_PREFIX);
+    random_suffix(st->temp_path);
+    if (queue_spare_take(str_cstr(st->temp_path)) == 0)
+        st->fd = open_spare(str_cstr(st->temp_path));
+    st->recycled = st->fd >= 0;
     for (int i = 0; i < TEMP_TRIES && st->fd < 0; i++) {
         str_set_cstr(st->temp_path, QUEUE_INCOMING "/" TEMP_PREFIX);
         random_suffix(st->temp_path);
@@ -270,6 +302,11 @@ cleanup_out_commit(struct cleanup_state *st)
     cleanup_out_mark_size(st);
     cleanup_out_record(st, REC_TYPE_END, "", 0);
     out_flush(st);
+    /* A spare file may be longer than this message: cut off its old tail. */
+    if (cleanup_out_ok(st) && st->recycled && ftruncate(st->fd, (off_t) st->out_written) != 0) {
+        log_warn_errno("%s: truncate queue file", st->queue_id);
+        cleanup_error(st, CLEANUP_STAT_WRITE, "4.3.0 queue file write error");
+    }
     if (!cleanup_out_ok(st))
         goto done;
     queue_path(path, queue, st->queue_id);

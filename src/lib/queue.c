@@ -21,8 +21,10 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -305,4 +307,80 @@ long
 queue_walk(const char *queue_name, queue_walk_fn fn, void *ctx)
 {
     return walk_dir(queue_name, queue_name, 0, fn, ctx);
+}
+
+
+/* Slots are tried from a per-process moving start, so takers and putters spread out. */
+#define SPARE_TRIES 8
+
+static unsigned
+spare_start(void)
+{
+    static unsigned next;
+
+    if (next == 0)
+        next = (unsigned) getpid() * 7919u;
+    return next++ % QUEUE_SPARE_SLOTS;
+}
+
+static void
+spare_path(char *buf, size_t size, unsigned slot)
+{
+    snprintf(buf, size, QUEUE_SPARE "/%u", slot % QUEUE_SPARE_SLOTS);
+}
+
+int
+queue_spare_put(const char *path)
+{
+    char    slot[sizeof(QUEUE_SPARE) + 16];
+    unsigned start = spare_start();
+
+    for (unsigned i = 0; i < SPARE_TRIES; i++) {
+        spare_path(slot, sizeof(slot), start + i * (QUEUE_SPARE_SLOTS / SPARE_TRIES));
+        if (renameat2(AT_FDCWD, path, AT_FDCWD, slot, RENAME_NOREPLACE) == 0) {
+            /* Keep the inode, not the delivered message: a spare holds no mail. */
+            if (truncate(slot, 0) == 0 || unlink(slot) == 0 || errno == ENOENT)
+                return 0;
+            return -1;
+        }
+        if (errno != EEXIST)
+            break;              /* no spare/ (an old instance), no RENAME_NOREPLACE, ... */
+    }
+    if (unlink(path) == 0 || errno == ENOENT)
+        return 0;
+    return -1;
+}
+
+/*
+ * Take: list spare/ (at most QUEUE_SPARE_SLOTS names; the directory stays
+ * open between calls) and try the names from a per-process moving start,
+ * so that takers racing for the same files mostly miss each other.
+ */
+int
+queue_spare_take(const char *path)
+{
+    static DIR *dp;
+    unsigned slots[QUEUE_SPARE_SLOTS];
+    size_t  n = 0;
+    struct dirent *de;
+    char    slot[sizeof(QUEUE_SPARE) + 16];
+
+    if (dp == NULL && (dp = opendir(QUEUE_SPARE)) == NULL)
+        return -1;
+    rewinddir(dp);
+    while (n < QUEUE_SPARE_SLOTS && (de = readdir(dp)) != NULL) {
+        char   *end;
+        unsigned long v = strtoul(de->d_name, &end, 10);
+
+        if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && *end == 0 && v < QUEUE_SPARE_SLOTS)
+            slots[n++] = (unsigned) v;
+    }
+    for (size_t i = 0, start = n ? spare_start() % n : 0; i < n; i++) {
+        spare_path(slot, sizeof(slot), slots[(start + i) % n]);
+        if (renameat2(AT_FDCWD, slot, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+            return 0;
+        if (errno != ENOENT)
+            break;
+    }
+    return -1;
 }

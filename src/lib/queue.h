@@ -36,6 +36,8 @@
 #define QUEUE_DEFER     "defer"
 #define QUEUE_TRACE     "trace"
 #define QUEUE_SAVED     "saved"
+#define QUEUE_SPARE     "spare"     /* emptied queue files kept for reuse, not messages */
+#define QUEUE_SPARE_SLOTS 256       /* at most this many spare files */
 
 #define QUEUE_ID_MAX    32          /* longest valid queue ID */
 
@@ -62,6 +64,27 @@ void    queue_dir_path(str_t *out, const char *queue_name, const char *id);
  * hashed subdirectory on demand. Returns 0, or -1 with errno set.
  */
 int     queue_move(const char *from_queue, const char *to_queue, const char *id);
+
+/*
+ * Spare queue files. A finished message's file is not unlinked but kept in
+ * spare/ (QUEUE_SPARE_SLOTS names, "spare/0" ...), and cleanup takes one
+ * for its next message instead of creating a file. Creating and removing a
+ * file per message costs the file system an inode allocation and release
+ * each time, and on ext4 without a journal every new inode is searched
+ * for past those released in the last minutes. A spare file is no message:
+ * it is emptied when it is put there (no delivered mail lingers), and no
+ * queue reader looks in spare/. Both calls are atomic renames, safe between any
+ * number of processes.
+ *
+ * queue_spare_put: move the file at path to a free slot; when none is free
+ * (or anything fails) remove it instead. Returns 0 when path is gone, -1
+ * with errno when it could be neither moved nor removed.
+ * queue_spare_take: move a spare file to path (which must not exist).
+ * Returns 0, or -1 when no spare file was found. Keeps spare/ open
+ * between calls (one directory per process: the working directory's).
+ */
+int     queue_spare_put(const char *path);
+int     queue_spare_take(const char *path);
 
 /*
  * Walk every file of a queue (into its hashed subdirectories). The callback

@@ -321,7 +321,8 @@ qmgr_defer_finish(struct qmgr_message *msg)
         qmgr_log_remove(QMGR_LOG_DEFER, msg->id);
     path = str_new(0);
     queue_path(path, QUEUE_ACTIVE, msg->id);
-    if (unlink(str_cstr(path)) != 0 && errno != ENOENT)
+    /* Kept as a spare file for cleanup's next message when there is room (queue.h). */
+    if (queue_spare_put(str_cstr(path)) != 0)
         log_warn_errno("%s: remove %s", msg->id, str_cstr(path));
     else
         log_info("%s: removed", msg->id);

@@ -443,7 +443,7 @@ def test_done_marks_are_synced_only_while_recipients_remain(qmgr_instance):
     wait_for(lambda: inst.children("qmgr"), what="qmgr running")
     qpid = inst.children("qmgr")[0]
     trace = os.path.join(inst.dir, "qmgr.strace")
-    tracer = subprocess.Popen(["strace", "-qq", "-e", "trace=fdatasync,unlink", "-o", trace,
+    tracer = subprocess.Popen(["strace", "-qq", "-e", "trace=fdatasync,unlink,renameat2", "-o", trace,
                                "-p", str(qpid)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
@@ -464,7 +464,55 @@ def test_done_marks_are_synced_only_while_recipients_remain(qmgr_instance):
     syncs = [ln for ln in calls.splitlines() if ln.startswith("fdatasync(")]
     # Only the second message's done mark (now@) was synced: it stayed queued.
     assert len(syncs) == 1, calls
-    assert f"active/{qid1}" in calls     # the first was removed, unsynced
+    assert f"active/{qid1}" in calls     # the first was removed (or kept as a spare), unsynced
+
+
+def test_delivered_queue_file_is_reused_for_the_next_message(qmgr_instance):
+    """qmgr keeps a finished queue file, emptied, in spare/; cleanup's next
+    message reuses that inode."""
+    inst = qmgr_instance()
+    release = threading.Event()
+
+    def handler(req):
+        if rcpts_of(req)[0].startswith("second"):
+            release.wait(20)        # keep the second message in active/ for a look
+        return sent(req)
+
+    fake = qmgr_instance.fake(inst, handler)
+    spare = os.path.join(queue_dir(inst), "spare")
+    big = "first message line that will not survive\n" * 400
+    send(inst, ["first@e.example"], body=big)
+    qid1 = queued_ids(inst, 1)[0]
+    inst.wait_log(rf"{qid1}: removed")
+    names = os.listdir(spare)
+    assert len(names) == 1, names
+    st = os.stat(os.path.join(spare, names[0]))
+    ino = st.st_ino
+    assert st.st_size == 0                  # emptied: a spare holds no delivered mail
+    # cleanup made its next file in advance for smtpd's kept connection before
+    # that file was spare; once smtpd gives the connection back (idle for a
+    # second), the next message starts afresh and takes the spare.
+    incoming = os.path.join(queue_dir(inst), "incoming")
+    wait_for(lambda: not [f for f in os.listdir(incoming) if f.startswith(".tmp.")],
+             what="the kept cleanup connection given back")
+    try:
+        send(inst, ["second@e.example"], body="short\n")
+        wait_for(lambda: len(fake.requests) == 2, what="the second request")
+        qid2 = fake.requests[1]["queue_id"]
+        path = queue_file_path(inst, "active", qid2)
+        st = os.stat(path)
+        assert st.st_ino == ino and os.listdir(spare) == []
+        assert st.st_mode & 0o7777 == 0o600
+        with open(path, "rb") as f:
+            data = f.read()
+        assert b"will not survive" not in data and st.st_size < 2000
+        r = inst.run("cat", qid2)
+        assert r.returncode == 0, r.stderr
+        out = r.stdout
+        assert "short" in out
+    finally:
+        release.set()
+    inst.wait_log(rf"{qid2}: removed")
 
 
 def test_corrupt_file_moves_to_corrupt(qmgr_instance):

@@ -225,3 +225,60 @@ TEST(move_and_walk)
         CHECK(system(cmd) == 0);
     }
 }
+
+/* Spare files: put keeps at most QUEUE_SPARE_SLOTS, take hands each out once. */
+TEST(spare_put_and_take)
+{
+    char    dir[] = "/tmp/test_queue_spare.XXXXXX";
+    char    cwd[4096], name[64];
+    struct stat st, st2;
+    int     kept = 0, taken = 0;
+
+    if (mkdtemp(dir) == NULL || getcwd(cwd, sizeof(cwd)) == NULL || chdir(dir) != 0) {
+        perror("setup");
+        exit(2);
+    }
+    CHECK(mkdir("active", 0700) == 0);
+    /* No spare/ yet (an instance from before): put removes the file. */
+    touch("active/a");
+    CHECK_INTEQ(queue_spare_put("active/a"), 0);
+    CHECK(stat("active/a", &st) != 0);
+    CHECK_INTEQ(queue_spare_take("incoming-x"), -1);
+    CHECK(mkdir(QUEUE_SPARE, 0700) == 0);
+    /* A put keeps the inode; a take moves that same inode to the new name. */
+    touch("active/b");
+    CHECK(stat("active/b", &st) == 0);
+    CHECK_INTEQ(queue_spare_put("active/b"), 0);
+    CHECK(stat("active/b", &st2) != 0);
+    CHECK_INTEQ(queue_spare_take("taken"), 0);
+    CHECK(stat("taken", &st2) == 0 && st2.st_ino == st.st_ino);
+    CHECK_INTEQ(queue_spare_take("taken2"), -1);         /* none left */
+    CHECK(unlink("taken") == 0);
+    /* Many puts: never more than QUEUE_SPARE_SLOTS kept, the rest removed. */
+    for (int i = 0; i < QUEUE_SPARE_SLOTS + 50; i++) {
+        snprintf(name, sizeof(name), "active/m%d", i);
+        touch(name);
+        CHECK_INTEQ(queue_spare_put(name), 0);
+        CHECK(stat(name, &st) != 0);
+    }
+    for (int i = 0; i < QUEUE_SPARE_SLOTS; i++) {
+        snprintf(name, sizeof(name), QUEUE_SPARE "/%d", i);
+        kept += stat(name, &st) == 0;
+    }
+    CHECK(kept > QUEUE_SPARE_SLOTS / 2 && kept <= QUEUE_SPARE_SLOTS);
+    /* Takes hand out distinct files, and refuse to replace an existing name. */
+    touch("exists");
+    CHECK_INTEQ(queue_spare_take("exists"), -1);
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "t%d", i);
+        taken += queue_spare_take(name) == 0 && stat(name, &st) == 0;
+    }
+    CHECK(taken > 20);
+    CHECK(chdir(cwd) == 0);
+    {
+        char    cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        CHECK(system(cmd) == 0);
+    }
+}
