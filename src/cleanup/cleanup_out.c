@@ -102,7 +102,8 @@ random_suffix(str_t *out)
  * it and return -1 when it is not what a spare must be: a regular file of
  * ours with one link. Spares are emptied when they are put away; should
  * one still hold bytes, they are overwritten and the rest cut off at
- * commit. The mode loses qmgr's marks (0600).
+ * commit. The mode loses qmgr's marks (0600), and the times are set to
+ * now, since the sweep judges a temporary file by its age.
  */
 static int
 open_spare(const char *path)
@@ -110,8 +111,10 @@ open_spare(const char *path)
     struct stat sb;
     int     fd = open(path, O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
 
+    /* Now is its modification time: the sweep must see a fresh temporary file. */
     if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid()
-        && sb.st_nlink == 1 && ((sb.st_mode & 07777) == 0600 || fchmod(fd, 0600) == 0))
+        && sb.st_nlink == 1 && ((sb.st_mode & 07777) == 0600 || fchmod(fd, 0600) == 0)
+        && futimens(fd, NULL) == 0)
         return fd;
     log_warn("removing unusable spare queue file (now %s)", path);
     if (fd >= 0)
