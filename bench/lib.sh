@@ -291,8 +291,7 @@ strace_pass() {                        # $1 = mta, $2 = dir, $3 = port; sets SYS
 # minutes when it allocates a new one (recently_deleted() in
 # fs/ext4/ialloc.c); after removing the 10,000 queue files of one pass,
 # creating a file took about 0.6 ms of system time instead of 0.05 for
-# minutes, so
-# the pass after a removal, whichever MTA's, ran at half speed.
+# minutes, so the pass after a removal, whichever MTA's, ran at half speed.
 run_mta() {                            # $1 = mta, $2 = round (strace pass in round 1 only)
     local mta=$1 round=$2 d="$work/$1-round$2" port t0 t1 c0 c1 hz
     port=$(free_port)
