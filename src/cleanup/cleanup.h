@@ -82,7 +82,6 @@ struct cleanup_state {
     struct timeval create_time;     /* when the file was made (queue ID, Message-Id) */
     str_t  *out;                    /* records not yet written to fd */
     long long out_written;          /* bytes of the file already written */
-    bool    recycled;               /* the file is a spare one: truncate it at commit */
     long long size_rec_offset;      /* offset of the C record's data */
     long long content_offset;       /* offset of the first record after M */
     long long message_size;         /* content bytes written, one "\n" per line */

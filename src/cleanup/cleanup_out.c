@@ -99,11 +99,10 @@ random_suffix(str_t *out)
 
 /*
  * Open a spare queue file that was just moved to path (queue.h), or remove
- * it and return -1 when it is not what a spare must be: a regular file of
- * ours with one link. Spares are emptied when they are put away; should
- * one still hold bytes, they are overwritten and the rest cut off at
- * commit. The mode loses qmgr's marks (0600), and the times are set to
- * now, since the sweep judges a temporary file by its age.
+ * it and return -1 when it is not what a spare is: an empty regular file
+ * of ours with one link (qmgr empties them). The mode loses qmgr's marks
+ * (0600), and the times are set to now, since the sweep judges a temporary
+ * file by its age.
  */
 static int
 open_spare(const char *path)
@@ -113,7 +112,8 @@ open_spare(const char *path)
 
     /* Now is its modification time: the sweep must see a fresh temporary file. */
     if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid()
-        && sb.st_nlink == 1 && ((sb.st_mode & 07777) == 0600 || fchmod(fd, 0600) == 0)
+        && sb.st_nlink == 1 && sb.st_size == 0
+        && ((sb.st_mode & 07777) == 0600 || fchmod(fd, 0600) == 0)
         && futimens(fd, NULL) == 0)
         return fd;
     log_warn("removing unusable spare queue file (now %s)", path);
@@ -137,12 +137,10 @@ cleanup_out_open(struct cleanup_state *st)
     char    csize[3 * REC_SIZE_WIDTH + 3];
     int     n;
 
-    st->recycled = false;
     str_set_cstr(st->temp_path, QUEUE_INCOMING "/" TEMP_PREFIX);
     random_suffix(st->temp_path);
     if (queue_spare_take(str_cstr(st->temp_path)) == 0)
         st->fd = open_spare(str_cstr(st->temp_path));
-    st->recycled = st->fd >= 0;
     for (int i = 0; i < TEMP_TRIES && st->fd < 0; i++) {
         str_set_cstr(st->temp_path, QUEUE_INCOMING "/" TEMP_PREFIX);
         random_suffix(st->temp_path);
@@ -305,11 +303,6 @@ cleanup_out_commit(struct cleanup_state *st)
     cleanup_out_mark_size(st);
     cleanup_out_record(st, REC_TYPE_END, "", 0);
     out_flush(st);
-    /* A spare file may be longer than this message: cut off its old tail. */
-    if (cleanup_out_ok(st) && st->recycled && ftruncate(st->fd, (off_t) st->out_written) != 0) {
-        log_warn_errno("%s: truncate queue file", st->queue_id);
-        cleanup_error(st, CLEANUP_STAT_WRITE, "4.3.0 queue file write error");
-    }
     if (!cleanup_out_ok(st))
         goto done;
     queue_path(path, queue, st->queue_id);

@@ -90,15 +90,15 @@ smtpd_cleanup_release(void)
 
 /*
  * Start a message on st: send {flags}, read {queue_id} into s->queue_id.
- * On a kept connection ("announced") cleanup has sent the {queue_id}
- * already (CLEANUP_FLAG_MORE, cleanup_proto.h): it is read first, and the
- * {flags} go out with the first records, without a round trip. Returns 1
- * on success, 0 when the connection failed before cleanup said anything
- * (a kept connection that cleanup closed: worth a retry), -1 for any other
- * failure. "quiet" keeps the first kind out of the log.
+ * On a kept connection cleanup has sent the {queue_id} already
+ * (CLEANUP_FLAG_MORE, cleanup_proto.h): it is read first, and the {flags}
+ * go out with the first records, without a round trip. Returns 1 on
+ * success, -1 on failure, and for a kept connection 0 (not logged) when
+ * it turns out closed before cleanup said anything: worth a retry on a new
+ * one.
  */
 static int
-start_message(struct smtpd_session *s, stream_t *st, bool announced, bool quiet)
+start_message(struct smtpd_session *s, stream_t *st, bool kept)
 {
     str_t  *err = str_new(64);
     attr_list_t *flags = attr_list_new(), *al = attr_list_new();
@@ -106,14 +106,12 @@ start_message(struct smtpd_session *s, stream_t *st, bool announced, bool quiet)
     int     rc = -1, r;
 
     attr_put_int(flags, "flags", CLEANUP_FLAG_MORE);
-    if (!announced && attr_write(st, flags) != ATTR_OK) {
-        if (!quiet)
-            log_warn("cleanup service: write error: %s", stream_strstatus(stream_status(st)));
-        rc = 0;
+    if (!kept && attr_write(st, flags) != ATTR_OK) {
+        log_warn("cleanup service: write error: %s", stream_strstatus(stream_status(st)));
         goto out;
     }
     r = attr_read(st, NULL, al, err);
-    if ((r == ATTR_EOF || r == ATTR_IOERR) && quiet) {
+    if ((r == ATTR_EOF || r == ATTR_IOERR) && kept) {
         rc = 0;
         goto out;
     }
@@ -128,11 +126,11 @@ start_message(struct smtpd_session *s, stream_t *st, bool announced, bool quiet)
      * (killed, restarted): then the close follows it, and this connection
      * is not worth a message. Checked without waiting.
      */
-    if (announced && quiet && stream_peer_gone(st)) {
+    if (kept && stream_peer_gone(st)) {
         rc = 0;
         goto out;
     }
-    if (announced && attr_write_buffered(st, flags) != ATTR_OK) {
+    if (kept && attr_write_buffered(st, flags) != ATTR_OK) {
         log_warn("cleanup service: write error: %s", stream_strstatus(stream_status(st)));
         goto out;
     }
@@ -156,7 +154,7 @@ smtpd_cleanup_open(struct smtpd_session *s)
     if (cleanup_kept) {
         st = cleanup_kept;
         cleanup_kept = NULL;
-        if ((rc = start_message(s, st, true, true)) <= 0) {
+        if ((rc = start_message(s, st, true)) <= 0) {
             stream_close(st);
             st = NULL;
             if (rc < 0)
@@ -170,7 +168,7 @@ smtpd_cleanup_open(struct smtpd_session *s)
             log_warn("cannot hand mail to cleanup: %s", str_cstr(err));
             goto out;
         }
-        if (start_message(s, st, false, false) <= 0)
+        if (start_message(s, st, false) <= 0)
             goto out;
     }
     s->cleanup = st;

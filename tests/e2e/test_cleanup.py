@@ -237,6 +237,46 @@ def assert_nothing_queued(inst):
 FLAG_MORE = 16                          # CLEANUP_FLAG_MORE
 
 
+def test_spare_files_reused_only_when_sound(cinst):
+    """cleanup takes files from spare/ before it creates one, but only empty
+    regular files of its own with one link; anything else is removed, logged,
+    and the message gets a new file. Names that are no slot are left alone."""
+    spare = os.path.join(qdir(cinst), "spare")
+    owner = os.stat(os.path.join(qdir(cinst), "incoming"))     # mail_owner's
+    outside = os.path.join(cinst.dir, "outside")
+    with open(outside, "w") as f:
+        f.write("not for cleanup\n")
+    with open(os.path.join(spare, "0"), "w") as f:
+        f.write("old message")                          # not empty
+    os.symlink(outside, os.path.join(spare, "1"))       # a link
+    os.link(outside, os.path.join(spare, "2"))          # two names
+    open(os.path.join(spare, "junk"), "w").close()      # not a slot name
+    if IS_ROOT:                                         # so that only the flaw named above counts
+        for name in ("0", "2"):
+            os.chown(os.path.join(spare, name), owner.st_uid, owner.st_gid)
+    ids = []
+    for i in range(3):
+        qid, reply = submit(cinst, message(rcpts=[f"r{i}@example.com"]))
+        assert reply["status"] == "0", reply
+        ids.append(qid)
+        assert committed(cinst, qid).rcpts == [f"r{i}@example.com"]
+    cinst.wait_log(r"removing unusable spare queue file", count=3)
+    assert sorted(os.listdir(spare)) == ["junk"]
+    with open(outside) as f:
+        assert f.read() == "not for cleanup\n"        # neither followed nor emptied
+    assert os.stat(outside).st_nlink == 1
+    # A sound spare: empty, ours, one link. The next message is that inode.
+    good = os.path.join(spare, "7")
+    open(good, "w").close()
+    if IS_ROOT:
+        os.chown(good, owner.st_uid, owner.st_gid)
+    ino = os.stat(good).st_ino
+    qid, reply = submit(cinst, message())
+    assert reply["status"] == "0"
+    assert os.stat(find_file(cinst, "incoming", qid)).st_ino == ino
+    assert sorted(os.listdir(spare)) == ["junk"]
+
+
 def test_several_messages_per_connection_and_announced_ids(cinst):
     s, r, qid1 = connect(cinst, FLAG_MORE)
     try:

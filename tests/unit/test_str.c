@@ -192,6 +192,23 @@ TEST(stream_socket_reads_and_deadlines)
     str_free(line);
 }
 
+/* A kept connection's check: closed by the peer, or still alive, without waiting. */
+TEST(stream_peer_gone_without_waiting)
+{
+    int     sv[2];
+    str_t  *line = str_new(0);
+    stream_t *st = socket_stream(sv, 5, line);
+
+    CHECK(!stream_peer_gone(st));               /* open, nothing to read */
+    CHECK(write(sv[1], "x\n", 2) == 2);
+    CHECK(!stream_peer_gone(st));               /* unread data: not gone */
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_OK);
+    close(sv[1]);
+    CHECK(stream_peer_gone(st));                /* closed, nothing left */
+    stream_close(st);
+    str_free(line);
+}
+
 TEST(stream_exact_and_write)
 {
     int     fds[2];
