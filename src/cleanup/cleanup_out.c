@@ -142,8 +142,10 @@ cleanup_out_open(struct cleanup_state *st)
     if (queue_spare_take(str_cstr(st->temp_path)) == 0)
         st->fd = open_spare(str_cstr(st->temp_path));
     for (int i = 0; i < TEMP_TRIES && st->fd < 0; i++) {
-        str_set_cstr(st->temp_path, QUEUE_INCOMING "/" TEMP_PREFIX);
-        random_suffix(st->temp_path);
+        if (i > 0) {                /* the name was taken (or was a bad spare's) */
+            str_set_cstr(st->temp_path, QUEUE_INCOMING "/" TEMP_PREFIX);
+            random_suffix(st->temp_path);
+        }
         st->fd = open(str_cstr(st->temp_path), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
         if (st->fd < 0 && errno != EEXIST) {
             log_warn_errno("create queue file %s", str_cstr(st->temp_path));

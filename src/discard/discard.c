@@ -17,22 +17,16 @@
 #include "str.h"
 
 static void
-discard_service(stream_t *client, config_t *cfg)
+discard_deliver(struct deliver_request *rq, void *ctx)
 {
-    str_t  *err = str_new(0);
-    struct deliver_request *rq = deliver_request_read(client, err);
-
-    if (rq == NULL) {
-        log_warn("%s", str_cstr(err));
-        deliver_reply_error(client, str_cstr(err));
-        str_free(err);
-        return;
-    }
     for (size_t i = 0; i < rq->nrcpt; i++)
         deliver_sent(rq, i, "none", "2.0.0", "%s", *rq->nexthop ? rq->nexthop : "discarded");
-    deliver_reply(client, rq);
-    deliver_request_free(rq);
-    str_free(err);
+}
+
+static void
+discard_service(stream_t *client, config_t *cfg)
+{
+    deliver_serve(client, discard_deliver, NULL);
 }
 
 static void

@@ -65,19 +65,11 @@ split_dsn(const char *text, const char *def, char *code, size_t code_size, const
 }
 
 static void
-error_service(stream_t *client, config_t *cfg)
+error_deliver(struct deliver_request *rq, void *ctx)
 {
-    str_t  *err = str_new(0);
-    struct deliver_request *rq = deliver_request_read(client, err);
     char    code[16];
     const char *reason;
 
-    if (rq == NULL) {
-        log_warn("%s", str_cstr(err));
-        deliver_reply_error(client, str_cstr(err));
-        str_free(err);
-        return;
-    }
     if (retry_mode) {
         reason = split_dsn(rq->nexthop, "4.0.0", code, sizeof(code), "delivery temporarily suspended");
         code[0] = '4';
@@ -92,9 +84,12 @@ error_service(stream_t *client, config_t *cfg)
         else
             deliver_bounce(rq, i, "none", code, "%s", reason);
     }
-    deliver_reply(client, rq);
-    deliver_request_free(rq);
-    str_free(err);
+}
+
+static void
+error_service(stream_t *client, config_t *cfg)
+{
+    deliver_serve(client, error_deliver, NULL);
 }
 
 static void

@@ -47,6 +47,7 @@
 #include "qfile.h"
 #include "queue.h"
 #include "rec.h"
+#include "server.h"
 
 /* Limits of a request: a few envelope attributes and five per recipient. */
 #define DELIVER_ATTR_MAX    (32 + 5 * DELIVER_MAX_RCPT)
@@ -220,8 +221,9 @@ open_queue_file(const struct deliver_request *rq, str_t *err)
     return fd;
 }
 
-struct deliver_request *
-deliver_request_read(stream_t *client, str_t *err)
+/* Read one request (after the greeting, when greet). */
+static struct deliver_request *
+request_read(stream_t *client, bool greet, str_t *err)
 {
     static const struct attr_limits limits = {
         .max_attrs = DELIVER_ATTR_MAX,
@@ -234,7 +236,7 @@ deliver_request_read(stream_t *client, str_t *err)
 
     str_reset(err);
     rq->start_ms = clock_now_ms();
-    if (attr_send_protocol(client, DELIVER_PROTOCOL) != ATTR_OK) {
+    if (greet && attr_send_protocol(client, DELIVER_PROTOCOL) != ATTR_OK) {
         str_printf(err, "cannot send greeting: %s", stream_strstatus(stream_status(client)));
         goto bad;
     }
@@ -259,6 +261,40 @@ bad:
     attr_list_free(al);
     deliver_request_free(rq);
     return NULL;
+}
+
+struct deliver_request *
+deliver_request_read(stream_t *client, str_t *err)
+{
+    return request_read(client, true, err);
+}
+
+void
+deliver_serve(stream_t *client, deliver_fn deliver, void *ctx)
+{
+    str_t  *err = str_new(0);
+
+    for (bool first = true;; first = false) {
+        struct deliver_request *rq;
+
+        /* qmgr may keep the connection for its next request: wait, then quietly end. */
+        if (!first && (!server_take_another()
+                       || stream_wait_readable(client, DELIVER_IDLE_S * 1000) != STREAM_OK
+                       || stream_peer_gone(client)))
+            break;
+        if ((rq = request_read(client, first, err)) == NULL) {
+            log_warn("bad delivery request: %s", str_cstr(err));
+            (void) deliver_reply_error(client, str_cstr(err));
+            break;
+        }
+        deliver(rq, ctx);
+        if (deliver_reply(client, rq) != 0) {
+            deliver_request_free(rq);
+            break;
+        }
+        deliver_request_free(rq);
+    }
+    str_free(err);
 }
 
 void
@@ -553,7 +589,7 @@ check_head(int qfd, const struct deliver_request *rq, str_t *why)
         str_printf(why, "queue file %s: seek: %s", rq->queue_id, strerror(errno));
         goto out;
     }
-    st = stream_open(qfd);
+    st = stream_open_file(qfd);
     type = rec_get(st, data, QFILE_ENV_MAX, err);
     if (type != REC_TYPE_VERSION || !str_eq_cstr(data, REC_VERSION_CURRENT)) {
         str_printf(why, "queue file %s: no version record", rq->queue_id);
@@ -585,7 +621,7 @@ copy_content(int qfd, const struct deliver_request *rq, struct copy *c, str_t *w
         str_printf(why, "queue file %s: seek: %s", rq->queue_id, strerror(errno));
         goto out;
     }
-    st = stream_open(qfd);
+    st = stream_open_file(qfd);
     for (;;) {
         int     type = rec_get(st, data, QFILE_CONTENT_MAX, err);
 
@@ -764,9 +800,13 @@ make_parents(const char *path)
     str_free(p);
 }
 
-/* Open (creating) the subdirectory name of dfd, refusing links and strangers' dirs. */
+/*
+ * Open (creating; then *made is set) the subdirectory name of dfd, refusing
+ * links and directories not owned by uid me (the current euid).
+ */
 static int
-open_subdir(int dfd, const char *dir, const char *name, str_t *why, int *rc)
+open_subdir(int dfd, const char *dir, const char *name, uid_t me, bool *made, str_t *why,
+            int *rc)
 {
     struct stat st;
     int     fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -776,15 +816,15 @@ open_subdir(int dfd, const char *dir, const char *name, str_t *why, int *rc)
             *rc = fail(why, errno, false, "cannot create maildir %s/%s", dir, name);
             return -1;
         }
+        *made = true;
         fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     }
     if (fd < 0) {
         *rc = fail(why, errno, errno == ENOTDIR, "cannot open maildir %s/%s", dir, name);
         return -1;
     }
-    if (fstat(fd, &st) != 0 || st.st_uid != geteuid()) {
-        *rc = fail(why, 0, false, "maildir %s/%s is not owned by uid %ld", dir, name,
-                   (long) geteuid());
+    if (fstat(fd, &st) != 0 || st.st_uid != me) {
+        *rc = fail(why, 0, false, "maildir %s/%s is not owned by uid %ld", dir, name, (long) me);
         close(fd);
         return -1;
     }
@@ -797,12 +837,15 @@ maildir_name(str_t *out)
 {
     static unsigned long count;
     static char host[256];
+    static pid_t pid;
     int64_t now = clock_now_ms();
 
     if (host[0] == 0 && (gethostname(host, sizeof(host) - 1) != 0 || host[0] == 0))
         snprintf(host, sizeof(host), "localhost");
+    if (pid == 0)
+        pid = getpid();             /* agents deliver in the process they started as */
     str_printf(out, "%lld.M%lldP%ldQ%lu.", (long long) (now / 1000),
-               (long long) (now % 1000) * 1000, (long) getpid(), ++count);
+               (long long) (now % 1000) * 1000, (long) pid, ++count);
     for (const char *h = host; *h; h++) {
         if (*h == '/')
             str_append_cstr(out, "\\057");
@@ -819,8 +862,9 @@ deliver_maildir(struct deliver_request *rq, size_t i, const char *dir, str_t *wh
     str_t  *path = str_new(0), *name = str_new(0), *rp = str_new(0), *dt = str_new(0);
     const char *headers[3];
     int     dfd = -1, tmpfd = -1, newfd = -1, fd = -1, rc = DELIVER_FAIL_TEMP;
-    bool    in_tmp = false;
+    bool    in_tmp = false, made = false;
     struct stat st;
+    uid_t   me = geteuid();
 
     /* No trailing '/': it would make O_NOFOLLOW follow a link. */
     str_set_cstr(path, dir);
@@ -850,16 +894,16 @@ deliver_maildir(struct deliver_request *rq, size_t i, const char *dir, str_t *wh
             rc = fail(why, errno, errno == ENOTDIR, "cannot open maildir %s", str_cstr(path));
         goto out;
     }
-    if (fstat(dfd, &st) != 0 || st.st_uid != geteuid()) {
-        rc = fail(why, 0, false, "maildir %s is not owned by uid %ld", str_cstr(path),
-                  (long) geteuid());
+    if (fstat(dfd, &st) != 0 || st.st_uid != me) {
+        rc = fail(why, 0, false, "maildir %s is not owned by uid %ld", str_cstr(path), (long) me);
         goto out;
     }
-    if ((tmpfd = open_subdir(dfd, str_cstr(path), "tmp", why, &rc)) < 0
-        || (newfd = open_subdir(dfd, str_cstr(path), "new", why, &rc)) < 0)
+    if ((tmpfd = open_subdir(dfd, str_cstr(path), "tmp", me, &made, why, &rc)) < 0
+        || (newfd = open_subdir(dfd, str_cstr(path), "new", me, &made, why, &rc)) < 0)
         goto out;
-    {
-        int     curfd = open_subdir(dfd, str_cstr(path), "cur", why, &rc);
+    /* cur/ is made along with the others, not looked for at every delivery (as Postfix does). */
+    if (made) {
+        int     curfd = open_subdir(dfd, str_cstr(path), "cur", me, &made, why, &rc);
 
         if (curfd < 0)
             goto out;

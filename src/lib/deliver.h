@@ -3,13 +3,12 @@
  * qmgr (deliver_proto.h), copying the message out of the queue file, the
  * mailbox writers, and the per-recipient result with its log line.
  *
- * An agent's service() callback does:
- *     struct deliver_request *rq = deliver_request_read(client, err);
- *     if (rq == NULL) { deliver_reply_error(client, str_cstr(err)); return; }
- *     for each recipient i: ... deliver_sent / deliver_defer / deliver_bounce
- *     deliver_reply(client, rq); deliver_request_free(rq);
- * deliver_request_read() sends the {protocol = "delivery"} greeting itself.
- * Agents call queue_init(cfg) once (post_init) before the first request.
+ * An agent's service() callback is deliver_serve(client, deliver, ctx): it
+ * sends the {protocol = "delivery"} greeting, reads each request, calls
+ * deliver(rq, ctx), which sets every recipient's result with deliver_sent /
+ * deliver_defer / deliver_bounce, and sends the reply; qmgr may send more
+ * requests over the same connection (deliver_proto.h). Agents call
+ * queue_init(cfg) once (post_init) before the first request.
  *
  * Trust: the request comes from qmgr (mail_owner), the queue file was
  * written by cleanup; both are checked anyway (attribute limits, queue ID
@@ -69,6 +68,15 @@ struct deliver_request {
  * opened (the caller then answers with deliver_reply_error()).
  */
 struct deliver_request *deliver_request_read(stream_t *client, str_t *err);
+
+/*
+ * An agent's whole connection with qmgr (see the top): requests until qmgr
+ * closes it or leaves it idle for DELIVER_IDLE_S, until max_use or a stop
+ * from master (server_take_another), or until a bad request, which gets an
+ * error reply and a log line.
+ */
+typedef void (*deliver_fn)(struct deliver_request *rq, void *ctx);
+void    deliver_serve(stream_t *client, deliver_fn deliver, void *ctx);
 void    deliver_request_free(struct deliver_request *rq);
 /* Added: answer a request that failed as a whole {status = 1, reason}: qmgr defers it all. */
 int     deliver_reply_error(stream_t *client, const char *reason);
@@ -116,7 +124,7 @@ int     deliver_copy(struct deliver_request *rq, int fd, const char *const *head
  */
 #define DELIVER_FAIL_TEMP  (-1)     /* try again later (ENOSPC, lock busy, ...) */
 #define DELIVER_FAIL_PERM  (-2)     /* will never work (symlink, not a mailbox) */
-/* Maildir: dir/tmp/UNIQUE -> dir/new/UNIQUE; creates dir/{tmp,new,cur} if missing. */
+/* Maildir: dir/tmp/UNIQUE -> dir/new/UNIQUE; creates dir/{tmp,new,cur} when tmp or new is missing. */
 int     deliver_maildir(struct deliver_request *rq, size_t i, const char *dir, str_t *why);
 /* mbox: append with a dot-lock (path.lock) and an fcntl lock; truncates back on error. */
 int     deliver_mbox(struct deliver_request *rq, size_t i, const char *path, str_t *why);

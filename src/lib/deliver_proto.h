@@ -3,14 +3,25 @@
  * virtual, pipe, error, discard, retry, and later smtp/lmtp).
  *
  * qmgr connects to private/TRANSPORT (the master.cf service named like the
- * transport of the recipients), one connection per delivery request:
+ * transport of the recipients):
  *   agent -> qmgr   {protocol = "delivery"}
- *   qmgr  -> agent  one request (attribute names below)
- *   agent -> qmgr   one reply
- * then both close. The agent reads the message itself from the queue file
- * (queue_name/queue_id, relative to queue_directory), starting at
- * content_offset (the first record after M), and must not write to the
- * queue file: qmgr marks recipients done and writes the logs.
+ *   qmgr  -> agent  a request (attribute names below)
+ *   agent -> qmgr   its reply
+ * and then either closes the connection or, after a reply, sends the next
+ * request on it; the recipients and nexthop may differ from one request to
+ * the next. qmgr keeps a connection it is not using for at most
+ * DELIVER_POOL_IDLE_MS, and the agent waits DELIVER_IDLE_S for a next
+ * request, or stops taking them at max_use; either side may close an idle
+ * connection at any time. A kept connection saves the connect, the
+ * greeting and the agent's two status reports to master per delivery.
+ * qmgr checks a kept connection before it writes, and sends a request again
+ * over a new connection when a kept one ends before any byte of its reply
+ * (the agent closed it while idle).
+ *
+ * The agent reads the message itself from the queue file (queue_name/
+ * queue_id, relative to queue_directory), starting at content_offset (the
+ * first record after M), and must not write to the queue file: qmgr marks
+ * recipients done and writes the logs.
  *
  * Request:
  *   queue_name, queue_id     where the file is (e.g. "active", ID)
@@ -53,6 +64,8 @@
 
 #define DELIVER_PROTOCOL        "delivery"
 #define DELIVER_MAX_RCPT        200     /* recipients per request (attribute limit) */
+#define DELIVER_IDLE_S          10      /* agent: wait this long for a next request */
+#define DELIVER_POOL_IDLE_MS    2000    /* qmgr: close a connection idle this long */
 
 #define DELIVER_FLAG_NONE       0
 #define DELIVER_FLAG_BOUNCE     (1 << 0)    /* the message is a bounce (sender <>) */

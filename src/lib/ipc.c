@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "attr.h"
+#include "clock.h"
 #include "ipc.h"
 #include "log.h"
 
@@ -53,7 +54,7 @@ ipc_connect(const char *qdir, const char *class, const char *service,
         close(fd);
         goto out;
     }
-    st = stream_open(fd);
+    st = stream_open_socket(fd, true);
     stream_set_timeout(st, timeout_s);
     if (proto && attr_expect_protocol(st, proto, why) != ATTR_OK) {
         str_printf(err, "%s service: %s", service, str_cstr(why));
@@ -66,6 +67,39 @@ ipc_connect(const char *qdir, const char *class, const char *service,
     return st;
 }
 
+/*
+ * A process that wakes the same FIFO for every message (cleanup wakes
+ * qmgr) keeps it open for up to KEEP_FIFO_MS: a stat, an open and a close
+ * per wake-up were most of what the wake-up cost. The FIFO is master's, and
+ * master holds it open; opening it again every second picks up a FIFO made
+ * anew by a restarted instance.
+ */
+#define KEEP_FIFO_MS    1000
+
+static str_t *kept_path;
+static int kept_fd = -1;
+static int64_t kept_until;
+
+static void
+kept_close(void)
+{
+    if (kept_fd >= 0)
+        (void) close(kept_fd);
+    kept_fd = -1;
+}
+
+/* Write the wake-up byte: 0, or -1 when the reader is gone or broken. */
+static int
+trigger_write(int fd, char what)
+{
+    ssize_t n;
+
+    do
+        n = write(fd, &what, 1);
+    while (n < 0 && errno == EINTR);
+    return n == 1 || (n < 0 && errno == EAGAIN) ? 0 : -1;   /* full: awake anyway */
+}
+
 int
 ipc_trigger(const char *qdir, const char *class, const char *service, char what)
 {
@@ -74,6 +108,14 @@ ipc_trigger(const char *qdir, const char *class, const char *service, char what)
     int     fd = -1, rc = -1;
 
     ipc_path(path, qdir, class, service);
+    if (kept_fd >= 0) {
+        if (clock_mono_ms() < kept_until && str_eq_cstr(path, str_cstr(kept_path))
+            && trigger_write(kept_fd, what) == 0) {
+            str_free(path);
+            return 0;
+        }
+        kept_close();
+    }
     if (stat(str_cstr(path), &sb) != 0) {
         /* nobody listens: fd stays -1 */
     } else if (S_ISFIFO(sb.st_mode)) {
@@ -92,13 +134,16 @@ ipc_trigger(const char *qdir, const char *class, const char *service, char what)
         }
     }
     if (fd >= 0) {
-        ssize_t n;
-
-        do
-            n = write(fd, &what, 1);
-        while (n < 0 && errno == EINTR);
-        rc = (n == 1 || (n < 0 && errno == EAGAIN)) ? 0 : -1;
-        close(fd);
+        rc = trigger_write(fd, what);
+        if (rc == 0 && S_ISFIFO(sb.st_mode)) {
+            kept_fd = fd;
+            kept_until = clock_mono_ms() + KEEP_FIFO_MS;
+            if (kept_path == NULL)
+                kept_path = str_new(64);
+            str_set_cstr(kept_path, str_cstr(path));
+        } else {
+            (void) close(fd);
+        }
     }
     str_free(path);
     return rc;

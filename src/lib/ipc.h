@@ -25,7 +25,8 @@ stream_t *ipc_connect(const char *qdir, const char *class, const char *service,
 /*
  * Send a one-byte wake-up to the fifo or unix socket qdir/class/service,
  * without blocking. Returns 0, or -1 when nobody listens (not an error for
- * callers that only want to hurry things up).
+ * callers that only want to hurry things up). A FIFO stays open for a
+ * second, for the next wake-up of the same one.
  */
 int     ipc_trigger(const char *qdir, const char *class, const char *service, char what);
 

@@ -184,11 +184,13 @@ qfile_reader_new(int fd, const char *name, int flags)
     r->err = str_new(64);
     r->state = S_FIRST;
     r->size_offset = -1;
-    if (lseek(fd, 0, SEEK_SET) < 0 && errno != ESPIPE) {
+    if (lseek(fd, 0, SEEK_SET) == 0) {
+        r->st = stream_open_file(fd);       /* seekable: a file, never waited for */
+    } else if (errno == ESPIPE) {
+        r->st = stream_open(fd);            /* a pipe: polled, under deadlines */
+    } else {
         (void) fail(r, 0, QFILE_IOERR, "cannot rewind: %s", strerror(errno));
         r->st = NULL;
-    } else {
-        r->st = stream_open(fd);
     }
     return r;
 }

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "mem.h"
 #include "queue.h"
@@ -329,13 +330,23 @@ spare_path(char *buf, size_t size, unsigned slot)
     snprintf(buf, size, QUEUE_SPARE "/%u", slot % QUEUE_SPARE_SLOTS);
 }
 
+/* After finding no free slot, remove finished files for this long without trying. */
+#define SPARE_FULL_MS   100
+
 int
 queue_spare_put(const char *path)
 {
+    static int64_t full_until;
     char    slot[sizeof(QUEUE_SPARE) + 16];
     unsigned start = spare_start();
 
-    for (unsigned i = 0; i < SPARE_TRIES; i++) {
+    unsigned tries = SPARE_TRIES;
+
+    if (full_until != 0 && clock_mono_ms() < full_until)
+        tries = 0;                  /* spare/ was full a moment ago */
+    else
+        full_until = 0;
+    for (unsigned i = 0; i < tries; i++) {
         spare_path(slot, sizeof(slot), start + i * (QUEUE_SPARE_SLOTS / SPARE_TRIES));
         if (renameat2(AT_FDCWD, path, AT_FDCWD, slot, RENAME_NOREPLACE) == 0) {
             /* Keep the inode, not the delivered message: a spare holds no mail. */
@@ -345,6 +356,8 @@ queue_spare_put(const char *path)
         }
         if (errno != EEXIST)
             break;              /* no spare/ (an old instance), no RENAME_NOREPLACE, ... */
+        if (i == SPARE_TRIES - 1)
+            full_until = clock_mono_ms() + SPARE_FULL_MS;
     }
     if (unlink(path) == 0 || errno == ENOENT)
         return 0;
@@ -356,15 +369,23 @@ queue_spare_put(const char *path)
  * open between calls) and try the names from a per-process moving start,
  * so that takers racing for the same files mostly miss each other.
  */
+/* After finding spare/ empty, do not list it again for this long. */
+#define SPARE_EMPTY_MS  100
+
 int
 queue_spare_take(const char *path)
 {
     static DIR *dp;
+    static int64_t empty_until;
     unsigned slots[QUEUE_SPARE_SLOTS];
     size_t  n = 0;
     struct dirent *de;
     char    slot[sizeof(QUEUE_SPARE) + 16];
 
+    /* Mail that is received, not delivered, leaves spare/ empty: no listing per message. */
+    if (empty_until && clock_mono_ms() < empty_until)
+        return -1;
+    empty_until = 0;
     if (dp == NULL && (dp = opendir(QUEUE_SPARE)) == NULL)
         return -1;
     rewinddir(dp);
@@ -375,6 +396,8 @@ queue_spare_take(const char *path)
         if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && *end == 0 && v < QUEUE_SPARE_SLOTS)
             slots[n++] = (unsigned) v;
     }
+    if (n == 0)
+        empty_until = clock_mono_ms() + SPARE_EMPTY_MS;
     for (size_t i = 0, start = n ? spare_start() % n : 0; i < n; i++) {
         spare_path(slot, sizeof(slot), slots[(start + i) % n]);
         if (renameat2(AT_FDCWD, slot, AT_FDCWD, path, RENAME_NOREPLACE) == 0)

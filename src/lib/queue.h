@@ -77,11 +77,13 @@ int     queue_move(const char *from_queue, const char *to_queue, const char *id)
  * number of processes.
  *
  * queue_spare_put: move the file at path to a free slot; when none is free
- * (or anything fails) remove it instead. Returns 0 when path is gone, -1
- * with errno when it could be neither moved nor removed.
+ * (or anything fails) remove it instead. After finding no free slot it
+ * removes without trying for 100 ms. Returns 0 when path is gone, -1 with
+ * errno when it could be neither moved nor removed.
  * queue_spare_take: move a spare file to path (which must not exist).
  * Returns 0, or -1 when no spare file was found. Keeps spare/ open
- * between calls (one directory per process: the working directory's).
+ * between calls (one directory per process: the working directory's);
+ * after finding it empty it does not look again for 100 ms.
  */
 int     queue_spare_put(const char *path);
 int     queue_spare_take(const char *path);

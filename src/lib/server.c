@@ -35,6 +35,9 @@ static bool srv_master_gone;
 static event_loop_t *srv_loop;
 static const struct server_ops *srv_ops;
 static config_t *srv_cfg;
+
+static void watchdog_init(void);
+static bool master_gone(void);
 static long srv_max_idle;
 static long srv_max_use;
 static long srv_uses;
@@ -247,15 +250,84 @@ server_init(int argc, char **argv, const struct server_ops *ops)
         log_fatal_errno("chdir(%s)", config_str(srv_cfg, "queue_directory"));
     if (ops->post_init)
         ops->post_init(srv_cfg);
+    watchdog_init();
     return optind;
+}
+
+/*
+ * The daemon_timeout watchdog. Restarting it happens per client and per
+ * message, so it costs no system call: it moves a deadline in memory, and
+ * an alarm() is only set when none is outstanding. When that alarm fires
+ * early (the deadline moved on), the handler sets a new one for the rest;
+ * when the deadline has passed, the process dies of SIGALRM, as it would
+ * with a plain alarm(). A stopped watchdog (deadline 0) lets a pending
+ * alarm fire once and do nothing. clock_gettime() and alarm() are
+ * async-signal-safe.
+ */
+static _Atomic long long wd_deadline_ms;    /* 0: stopped */
+static volatile sig_atomic_t wd_pending;    /* an alarm() is outstanding */
+static long wd_seconds;                     /* daemon_timeout, 0: none */
+
+static void
+wd_alarm(int sig)
+{
+    int     saved = errno;
+    long long deadline = wd_deadline_ms;
+
+    wd_pending = 0;
+    if (deadline != 0) {
+        long long now = clock_mono_ms();
+
+        if (now >= deadline) {
+            /* Delivered (and fatal) when this handler returns. */
+            signal(sig, SIG_DFL);
+            raise(sig);
+        } else {
+            wd_pending = 1;
+            alarm((unsigned) ((deadline - now + 999) / 1000));
+        }
+    }
+    errno = saved;
+}
+
+static void
+watchdog_init(void)
+{
+    struct sigaction sa = {.sa_handler = wd_alarm, .sa_flags = SA_RESTART};
+    long    t = config_time(srv_cfg, "daemon_timeout");
+
+    wd_seconds = t > 0 && t < 100000000 ? t : 0;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGALRM, &sa, NULL) != 0)
+        log_fatal_errno("sigaction SIGALRM");
 }
 
 void
 server_watchdog_restart(void)
 {
-    long    watchdog = config_time(srv_cfg, "daemon_timeout");
+    if (wd_seconds == 0)
+        return;
+    wd_deadline_ms = clock_mono_ms() + wd_seconds * 1000;
+    if (!wd_pending) {
+        wd_pending = 1;
+        alarm((unsigned) wd_seconds);
+    }
+}
 
-    alarm(watchdog > 0 && watchdog < 100000000 ? (unsigned) watchdog : 0);
+static void
+watchdog_stop(void)
+{
+    wd_deadline_ms = 0;
+}
+
+bool
+server_take_another(void)
+{
+    if (srv_exit_requested || (srv_max_use > 0 && srv_uses >= srv_max_use) || master_gone())
+        return false;
+    srv_uses++;
+    server_watchdog_restart();
+    return true;
 }
 
 /* True when master's watch pipe says we should stop taking new clients. */
@@ -271,12 +343,36 @@ master_gone(void)
     return srv_master_gone;
 }
 
+/* The single server's current client address, from accept(). */
+static struct sockaddr_storage srv_peer;
+static socklen_t srv_peer_len;
+
+const struct sockaddr *
+server_client_address(socklen_t *len)
+{
+    *len = srv_peer_len;
+    return srv_peer_len ? (const struct sockaddr *) &srv_peer : NULL;
+}
+
+/* accept4() that keeps the peer address for server_client_address(). */
+static int
+accept_client(int lfd)
+{
+    int     fd;
+
+    srv_peer_len = sizeof(srv_peer);
+    if ((fd = accept4(lfd, (struct sockaddr *) &srv_peer, &srv_peer_len, SOCK_CLOEXEC)) < 0
+        || srv_peer_len > sizeof(srv_peer))
+        srv_peer_len = 0;
+    return fd;
+}
+
 /* A connection already waiting on one of the (non-blocking) listeners, or -1. */
 static int
 accept_waiting(void)
 {
     for (int i = 0; i < srv_nlisten; i++) {
-        int     fd = accept4(srv_listen_fds[i], NULL, NULL, SOCK_CLOEXEC);
+        int     fd = accept_client(srv_listen_fds[i]);
 
         if (fd >= 0)
             return fd;
@@ -321,7 +417,8 @@ single_server_main(int argc, char **argv, const struct server_ops *ops)
         int     n, wait_ms;
         int64_t waited;
 
-        if (srv_exit_requested || master_gone() || (srv_max_use > 0 && srv_uses >= srv_max_use))
+        /* master_gone() was asked after the last client; epoll_wait watches the pipe. */
+        if (srv_exit_requested || srv_master_gone || (srv_max_use > 0 && srv_uses >= srv_max_use))
             server_exit(0);
         /* Wait for a client; after SERVER_IDLE_MS without one, run ops->idle once. */
         waited = clock_mono_ms() - idle_since;
@@ -351,7 +448,7 @@ single_server_main(int argc, char **argv, const struct server_ops *ops)
                 srv_master_gone = true;
                 break;
             }
-            int     fd = accept4(srv_listen_fds[which - 1], NULL, NULL, SOCK_CLOEXEC);
+            int     fd = accept_client(srv_listen_fds[which - 1]);
 
             if (fd < 0) {
                 if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
@@ -367,12 +464,13 @@ single_server_main(int argc, char **argv, const struct server_ops *ops)
              */
             report(MASTER_STAT_TAKEN);
             do {
-                stream_t *st = stream_open(fd);
+                /* accept4() without SOCK_NONBLOCK: a blocking socket. */
+                stream_t *st = stream_open_socket(fd, true);
 
                 srv_uses++;
                 server_watchdog_restart();
                 ops->service(st, srv_cfg);
-                alarm(0);
+                watchdog_stop();
                 stream_close(st);
                 if (srv_exit_requested || (srv_max_use > 0 && srv_uses >= srv_max_use)
                     || master_gone())
@@ -581,11 +679,9 @@ trigger_server_main(int argc, char **argv, const struct server_ops *ops)
                 continue;
             report(MASTER_STAT_TAKEN);
             srv_uses++;
-            long    watchdog = config_time(srv_cfg, "daemon_timeout");
-
-            alarm(watchdog > 0 && watchdog < 100000000 ? (unsigned) watchdog : 0);
+            server_watchdog_restart();
             ops->trigger(buf, len, srv_cfg);
-            alarm(0);
+            watchdog_stop();
             report(MASTER_STAT_AVAIL);
             break;
         }

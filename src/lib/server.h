@@ -41,6 +41,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "config.h"
 #include "events.h"
@@ -84,6 +85,19 @@ void    server_client_done(void);
  * one connection (cleanup: messages) restarts it for each unit.
  */
 void    server_watchdog_restart(void);
+/*
+ * Single server, for a service that takes several requests over one
+ * connection (a delivery agent): call before each one after the first.
+ * Counts it towards max_use and restarts the watchdog; false when the
+ * process should take no more (max_use reached, master stopping it).
+ */
+bool    server_take_another(void);
+/*
+ * Single server: the address of the client being served, as accept()
+ * returned it (len set), or NULL when unknown; valid during the service
+ * call.
+ */
+const struct sockaddr *server_client_address(socklen_t *len);
 /* Ask the skeleton to exit once the current client(s) are done. */
 void    server_request_exit(void);
 

@@ -31,6 +31,7 @@ struct stream {
     bool    fresh_call;     /* no read yet in the current call */
     int     blocking;       /* SOCK_UNKNOWN, SOCK_YES (blocking descriptor) or SOCK_NO */
     int     rcvtimeo;       /* the SO_RCVTIMEO we set, in seconds; -1 = none set */
+    bool    seekable;       /* a file that is always ready: read and write, no poll */
 };
 
 /*
@@ -60,6 +61,26 @@ stream_open(int fd)
     st->fd = fd;
     st->rcvtimeo = -1;
     str_init(&st->wbuf);
+    return st;
+}
+
+stream_t *
+stream_open_socket(int fd, bool blocking)
+{
+    stream_t *st = stream_open(fd);
+
+    st->sock = SOCK_YES;
+    st->blocking = blocking ? SOCK_YES : SOCK_NO;
+    return st;
+}
+
+stream_t *
+stream_open_file(int fd)
+{
+    stream_t *st = stream_open(fd);
+
+    st->sock = SOCK_NO;
+    st->seekable = true;
     return st;
 }
 
@@ -247,7 +268,7 @@ fill(stream_t *st)
         }
 
         if (n < 0 && errno == EAGAIN) {
-            int     rc = wait_ready(st, POLLIN);
+            int     rc = st->seekable ? STREAM_OK : wait_ready(st, POLLIN);
 
             if (rc != STREAM_OK)
                 return rc;
@@ -436,7 +457,7 @@ stream_flush(stream_t *st)
         ssize_t n = quick_io(st, st->wbuf.data + off, st->wbuf.len - off, true);
 
         if (n < 0 && errno == EAGAIN) {
-            int     rc = wait_ready(st, POLLOUT);
+            int     rc = st->seekable ? STREAM_OK : wait_ready(st, POLLOUT);
 
             if (rc != STREAM_OK)
                 return rc;

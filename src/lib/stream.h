@@ -30,6 +30,14 @@ enum stream_status {
 typedef struct stream stream_t;
 
 stream_t *stream_open(int fd);
+/* A connected socket whose blocking mode the caller knows: no probing calls. */
+stream_t *stream_open_socket(int fd, bool blocking);
+/*
+ * A descriptor that lseek() works on (a regular file): always ready, so it
+ * is read and written directly, never polled. Not for anything that can
+ * block, such as a FIFO an untrusted user may have put in place of a file.
+ */
+stream_t *stream_open_file(int fd);
 int     stream_close(stream_t *st);         /* flushes; returns 0 or STREAM_ERR */
 void    stream_abandon(stream_t *st);       /* frees without flushing or closing fd */
 int     stream_fd(const stream_t *st);

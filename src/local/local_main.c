@@ -3,8 +3,9 @@
  * local domains (mydestination), through aliases, .forward files, mbox or
  * Maildir mailboxes, commands and files.
  *
- * Protocol: deliver_proto.h, one request per connection from qmgr; the
- * reply holds one result per recipient (deliver.h logs the line).
+ * Protocol: deliver_proto.h, requests from qmgr one after another over a
+ * connection (deliver_serve); each reply holds one result per recipient
+ * (deliver.h logs the line).
  *
  * SECURITY: master starts this program as root (master.cf "unpriv = n")
  * and the skeleton keeps root: that is needed to act as each recipient.
@@ -478,17 +479,11 @@ deliver_rcpt(struct deliver_request *rq, size_t i, const struct dt_list *dl)
 }
 
 static void
-local_service(stream_t *client, config_t *cfg)
+local_deliver(struct deliver_request *rq, void *ctx)
 {
     str_t  *err = str_new(64);
-    struct deliver_request *rq;
     struct dt_list dl = {0};
 
-    if ((rq = deliver_request_read(client, err)) == NULL) {
-        log_warn("bad delivery request: %s", str_cstr(err));
-        (void) deliver_reply_error(client, str_cstr(err));
-        goto out;
-    }
     if (!dt_read(rq, &dl, err)) {
         log_warn("%s: %s", rq->queue_id, str_cstr(err));
         for (size_t i = 0; i < rq->nrcpt; i++)
@@ -498,12 +493,14 @@ local_service(stream_t *client, config_t *cfg)
         for (size_t i = 0; i < rq->nrcpt; i++)
             deliver_rcpt(rq, i, &dl);
     }
-    if (deliver_reply(client, rq) != 0)
-        log_warn("%s: cannot send the delivery reply to the queue manager", rq->queue_id);
-    deliver_request_free(rq);
     dt_free(&dl);
-  out:
     str_free(err);
+}
+
+static void
+local_service(stream_t *client, config_t *cfg)
+{
+    deliver_serve(client, local_deliver, NULL);
 }
 
 static void

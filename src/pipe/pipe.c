@@ -809,19 +809,13 @@ set_results(struct deliver_request *rq, const size_t *rcpts, size_t n, enum run_
 }
 
 static void
-pipe_service(stream_t *client, config_t *cfg)
+pipe_deliver(struct deliver_request *rq, void *ctx)
 {
-    str_t  *err = str_new(0), *reason = str_new(0);
-    struct deliver_request *rq = deliver_request_read(client, err);
+    str_t  *reason = str_new(0);
     size_t *all;
     const char *dsn;
     enum run_result res;
 
-    if (rq == NULL) {
-        log_warn("%s", str_cstr(err));
-        deliver_reply_error(client, str_cstr(err));
-        goto out;
-    }
     all = mem_array(rq->nrcpt, sizeof(size_t));
     for (size_t i = 0; i < rq->nrcpt; i++)
         all[i] = i;
@@ -842,11 +836,13 @@ pipe_service(stream_t *client, config_t *cfg)
         set_results(rq, all, rq->nrcpt, res, dsn, str_cstr(reason));
     }
     mem_free(all);
-    deliver_reply(client, rq);
-    deliver_request_free(rq);
-out:
-    str_free(err);
     str_free(reason);
+}
+
+static void
+pipe_service(stream_t *client, config_t *cfg)
+{
+    deliver_serve(client, pipe_deliver, NULL);
 }
 
 int

@@ -105,8 +105,10 @@ struct qmgr_job {
     size_t  n;
     int     fd;
     int     state;
+    bool    reused;             /* over a kept connection (no greeting) */
     str_t  *in, *out;
     size_t  out_off;
+    size_t  in_bytes;           /* reply bytes read so far */
     int64_t deadline_ms;        /* monotonic */
     struct qmgr_job *next, *prev;
 };
@@ -153,6 +155,7 @@ long    qmgr_transport_param(config_t *cfg, const char *transport, const char *s
 int     qmgr_deliver_start(struct qmgr_queue *q, struct qmgr_message *msg, size_t *rcpt,
                            size_t n);
 void    qmgr_deliver_tick(void);
+void    qmgr_deliver_pool_drop(struct qmgr_transport *tr);    /* close its kept connections */
 size_t  qmgr_deliver_count(void);
 
 /* qmgr_defer.c */

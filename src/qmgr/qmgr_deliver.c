@@ -1,10 +1,15 @@
 /*
  * qmgr_deliver.c - the queue manager's side of deliver_proto.h, on the
- * event loop: one non-blocking connection to private/TRANSPORT per request.
+ * event loop: a non-blocking connection to private/TRANSPORT per request,
+ * kept after a good reply for the transport's next request (the pool).
  *
- *   CONNECTED  wait for the agent's {protocol = "delivery"}
- *   SENDING    write the request
+ *   GREETING   wait for the agent's {protocol = "delivery"} (new connections)
+ *   SENDING    write the request (at once; the loop only when it would block)
  *   WAITING    read the reply; then record every recipient's result
+ *
+ * A kept connection that ends before any byte of its reply (the agent left
+ * it while it was idle) is not a failure of the request: it is sent again,
+ * once, over a new connection.
  *
  * A request that fails as a whole (the agent closed the connection, sent
  * something malformed, replied with a non-zero status, or took longer than
@@ -18,6 +23,8 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -42,6 +49,74 @@ enum {
 
 static struct qmgr_job *jobs;
 static size_t njobs;
+
+/*
+ * The pool: connections whose last request got a good reply, oldest first,
+ * each for its transport's next request. At most POOL_MAX; a connection
+ * idle for DELIVER_POOL_IDLE_MS is closed (qmgr_deliver_tick), so the agent
+ * processes they hold go back to master.
+ */
+#define POOL_MAX        64
+
+static struct pooled {
+    struct qmgr_transport *tr;
+    int     fd;
+    int64_t since_ms;
+} pool[POOL_MAX];
+static size_t npool;
+
+static void
+pool_remove(size_t k, bool close_it)
+{
+    if (close_it)
+        (void) close(pool[k].fd);
+    memmove(&pool[k], &pool[k + 1], (npool - k - 1) * sizeof(pool[0]));
+    npool--;
+}
+
+static void
+pool_put(struct qmgr_transport *tr, int fd)
+{
+    if (npool == POOL_MAX)
+        pool_remove(0, true);
+    pool[npool++] = (struct pooled) {.tr = tr, .fd = fd, .since_ms = clock_mono_ms()};
+}
+
+/* The most recently used sound connection to tr, or -1. */
+static int
+pool_take(struct qmgr_transport *tr)
+{
+    for (size_t k = npool; k-- > 0;) {
+        int     fd = pool[k].fd;
+        char    c;
+        ssize_t n;
+
+        if (pool[k].tr != tr)
+            continue;
+        pool_remove(k, false);
+        /* Alive and silent, or closed (or talking unasked): then it is no use. */
+        n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return fd;
+        (void) close(fd);
+    }
+    return -1;
+}
+
+/* Close the idle connections to tr (every transport: NULL), or those idle since before. */
+static void
+pool_drop(const struct qmgr_transport *tr, int64_t before_ms)
+{
+    for (size_t k = npool; k-- > 0;)
+        if ((tr == NULL || pool[k].tr == tr) && pool[k].since_ms <= before_ms)
+            pool_remove(k, true);
+}
+
+void
+qmgr_deliver_pool_drop(struct qmgr_transport *tr)
+{
+    pool_drop(tr, INT64_MAX);
+}
 
 /*
  * qmgr_deliver_count - requests in progress.
@@ -170,6 +245,13 @@ job_finish(struct qmgr_job *job, attr_list_t *reply, const char *why)
         qmgr_active_result(msg, job->rcpt[k], result, dsn, reason, relay);
     }
     str_free(name);
+    /* A clean end (no bytes beyond the reply) leaves the connection fit for the next request. */
+    if (ok && job->state == JOB_WAITING && str_len(job->in) == 0 && job->fd >= 0
+        && job->queue->tr->dead_until_ms == 0) {
+        event_fd_del(server_loop(), job->fd);
+        pool_put(job->queue->tr, job->fd);
+        job->fd = -1;
+    }
     qmgr_active_sync(msg);
     job_unlink_free(job);
     qmgr_sched_job_done(q, ok);
@@ -196,6 +278,8 @@ job_fail(struct qmgr_job *job, const char *fmt, ...)
 }
 
 static void job_event(int fd, int events, void *ctx);
+static void job_send(struct qmgr_job *job, bool may_finish);
+static int transport_connect(const struct qmgr_transport *tr);
 
 /* A whole message arrived in job->in: act on it. */
 static void
@@ -210,8 +294,7 @@ job_message(struct qmgr_job *job, attr_list_t *al)
             job_fail(job, "protocol mismatch (not a delivery agent)");
             return;
         }
-        job->state = JOB_SENDING;
-        event_fd_add(server_loop(), job->fd, EVENT_WRITE, job_event, job);
+        job_send(job, true);
         return;
     }
     if (attr_get_int(al, "status", -1000000, 1000000, &status) != ATTR_OK) {
@@ -232,6 +315,62 @@ job_message(struct qmgr_job *job, attr_list_t *al)
     job_finish(job, al, NULL);
 }
 
+/*
+ * A kept connection ended before any byte of the reply: the agent closed it
+ * while idle, before it could have read the request. Send the request again
+ * over a new connection (once). false when this is no such case or no new
+ * connection could be made.
+ */
+static bool
+job_retry_fresh(struct qmgr_job *job)
+{
+    int     fd;
+
+    if (!job->reused || job->in_bytes > 0 || (fd = transport_connect(job->queue->tr)) < 0)
+        return false;
+    event_fd_del(server_loop(), job->fd);
+    (void) close(job->fd);
+    job->fd = fd;
+    job->reused = false;
+    job->out_off = 0;
+    str_reset(job->in);
+    job->state = JOB_GREETING;
+    event_fd_add(server_loop(), fd, EVENT_READ, job_event, job);
+    return true;
+}
+
+/*
+ * Write the request; wait for writability only when the socket is full.
+ * Unless may_finish (called from the event loop), a failure is left for the
+ * loop to find again: the caller is the scheduler, which must not see the
+ * job end under its feet.
+ */
+static void
+job_send(struct qmgr_job *job, bool may_finish)
+{
+    job->state = JOB_SENDING;
+    while (job->out_off < str_len(job->out)) {
+        ssize_t n = send(job->fd, str_cstr(job->out) + job->out_off,
+                         str_len(job->out) - job->out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if ((n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) || (n <= 0 && !may_finish)) {
+            event_fd_add(server_loop(), job->fd, EVENT_WRITE, job_event, job);
+            return;
+        }
+        if (n <= 0) {
+            if (!job_retry_fresh(job))
+                job_fail(job, "lost connection while sending the request: %s",
+                         n < 0 ? strerror(errno) : "no progress");
+            return;
+        }
+        job->out_off += (size_t) n;
+    }
+    job->state = JOB_WAITING;
+    event_fd_add(server_loop(), job->fd, EVENT_READ, job_event, job);
+}
+
 /* Readable or writable. */
 static void
 job_event(int fd, int events, void *ctx)
@@ -239,23 +378,7 @@ job_event(int fd, int events, void *ctx)
     struct qmgr_job *job = ctx;
 
     if (job->state == JOB_SENDING) {
-        while (job->out_off < str_len(job->out)) {
-            ssize_t n = write(fd, str_cstr(job->out) + job->out_off,
-                              str_len(job->out) - job->out_off);
-
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-                return;
-            if (n <= 0) {
-                job_fail(job, "lost connection while sending the request: %s",
-                         n < 0 ? strerror(errno) : "no progress");
-                return;
-            }
-            job->out_off += (size_t) n;
-        }
-        job->state = JOB_WAITING;
-        event_fd_add(server_loop(), fd, EVENT_READ, job_event, job);
+        job_send(job, true);
         return;
     }
 
@@ -268,10 +391,12 @@ job_event(int fd, int events, void *ctx)
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return;
     if (n <= 0) {
-        job_fail(job, "%s", n == 0 ? "delivery agent closed the connection without a reply"
-                 : strerror(errno));
+        if (!job_retry_fresh(job))
+            job_fail(job, "%s", n == 0 ? "delivery agent closed the connection without a reply"
+                     : strerror(errno));
         return;
     }
+    job->in_bytes += (size_t) n;
     str_append(job->in, buf, (size_t) n);
 
     attr_list_t *al = attr_list_new();
@@ -294,34 +419,23 @@ job_event(int fd, int events, void *ctx)
 }
 
 /*
- * qmgr_deliver_start - open a request to q's transport for recipients
- * rcpt[0..n) of msg (which are in state BUSY). Returns 0 when the request
- * is under way, or -1 when it could not start: the recipients are back in
- * their queue, and the transport is marked dead unless the socket was only
- * busy.
+ * A new connection to private/TRANSPORT, or -1 with errno (ENAMETOOLONG
+ * for a name that cannot be a socket path, EAGAIN when the socket is only
+ * busy).
  */
-int
-qmgr_deliver_start(struct qmgr_queue *q, struct qmgr_message *msg, size_t *rcpt, size_t n)
+static int
+transport_connect(const struct qmgr_transport *tr)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    str_t  *path = str_new(0);
-    int     fd;
+    int     fd, n;
 
-    str_printf(path, "private/%s", q->tr->name);
-    if (str_len(path) >= sizeof(sun.sun_path) || strchr(q->tr->name, '/')) {
-        qmgr_sched_requeue(q, msg, rcpt, n);
-        qmgr_sched_transport_dead(q->tr, "bad mail transport name");
-        log_warn("transport name \"%s\" is not usable", q->tr->name);
-        str_free(path);
+    n = snprintf(sun.sun_path, sizeof(sun.sun_path), "private/%s", tr->name);
+    if (n < 0 || (size_t) n >= sizeof(sun.sun_path) || strchr(tr->name, '/')) {
+        errno = ENAMETOOLONG;
         return -1;
     }
-    memcpy(sun.sun_path, str_cstr(path), str_len(path) + 1);
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
-        log_warn_errno("socket");
-        qmgr_sched_requeue(q, msg, rcpt, n);
-        str_free(path);
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
         return -1;
-    }
     while (connect(fd, (struct sockaddr *) &sun, sizeof(sun)) != 0) {
         if (errno == EINTR)
             continue;
@@ -330,15 +444,38 @@ qmgr_deliver_start(struct qmgr_queue *q, struct qmgr_message *msg, size_t *rcpt,
         int     saved = errno;
 
         (void) close(fd);
-        qmgr_sched_requeue(q, msg, rcpt, n);
-        if (saved != EAGAIN) {
-            log_warn("connect to transport %s: %s", str_cstr(path), strerror(saved));
-            qmgr_sched_transport_dead(q->tr, "mail transport unavailable");
-        }
-        str_free(path);
+        errno = saved;
         return -1;
     }
-    str_free(path);
+    return fd;
+}
+
+/*
+ * qmgr_deliver_start - open a request to q's transport for recipients
+ * rcpt[0..n) of msg (which are in state BUSY), over a kept connection when
+ * there is one. Returns 0 when the request is under way, or -1 when it
+ * could not start: the recipients are back in their queue, and the
+ * transport is marked dead unless the socket was only busy.
+ */
+int
+qmgr_deliver_start(struct qmgr_queue *q, struct qmgr_message *msg, size_t *rcpt, size_t n)
+{
+    int     fd = pool_take(q->tr);
+    bool    reused = fd >= 0;
+
+    if (!reused && (fd = transport_connect(q->tr)) < 0) {
+        int     saved = errno;
+
+        qmgr_sched_requeue(q, msg, rcpt, n);
+        if (saved == ENAMETOOLONG) {
+            qmgr_sched_transport_dead(q->tr, "bad mail transport name");
+            log_warn("transport name \"%s\" is not usable", q->tr->name);
+        } else if (saved != EAGAIN) {
+            log_warn("connect to transport private/%s: %s", q->tr->name, strerror(saved));
+            qmgr_sched_transport_dead(q->tr, "mail transport unavailable");
+        }
+        return -1;
+    }
 
     struct qmgr_job *job = mem_zalloc(sizeof(*job));
 
@@ -347,7 +484,7 @@ qmgr_deliver_start(struct qmgr_queue *q, struct qmgr_message *msg, size_t *rcpt,
     job->rcpt = mem_memdup(rcpt, n * sizeof(*rcpt));
     job->n = n;
     job->fd = fd;
-    job->state = JOB_GREETING;
+    job->reused = reused;
     job->in = str_new(256);
     job->out = str_new(1024);
     job->deadline_ms = clock_mono_ms() + (int64_t) qmgr.daemon_timeout * 1000;
@@ -357,7 +494,12 @@ qmgr_deliver_start(struct qmgr_queue *q, struct qmgr_message *msg, size_t *rcpt,
         jobs->prev = job;
     jobs = job;
     njobs++;
-    event_fd_add(server_loop(), fd, EVENT_READ, job_event, job);
+    if (reused) {
+        job_send(job, false);
+    } else {
+        job->state = JOB_GREETING;
+        event_fd_add(server_loop(), fd, EVENT_READ, job_event, job);
+    }
     return 0;
 }
 
@@ -369,6 +511,8 @@ qmgr_deliver_tick(void)
 {
     int64_t now = clock_mono_ms();
     struct qmgr_job *job = jobs;
+
+    pool_drop(NULL, now - DELIVER_POOL_IDLE_MS);
 
     while (job) {
         struct qmgr_job *next = job->next;

@@ -317,6 +317,7 @@ qmgr_sched_transport_dead(struct qmgr_transport *tr, const char *reason)
     tr->dead_until_ms = clock_mono_ms() + (int64_t) qmgr.transport_retry * 1000;
     mem_free(tr->dead_reason);
     tr->dead_reason = mem_strdup(reason);
+    qmgr_deliver_pool_drop(tr);
 }
 
 /*

@@ -4,8 +4,8 @@
  * smtpd_main.c     skeleton glue, one session per connection, the command loop
  * smtpd_cmd.c      the command handlers: EHLO/HELO, MAIL, RCPT, RSET, ...
  * smtpd_data.c     message content: DATA (dot-unstuffing, end of data) and BDAT
- * smtpd_cleanup.c  the client side of the cleanup service: one connection per
- *                  message, envelope and content records, the final reply
+ * smtpd_cleanup.c  the client side of the cleanup service: a kept connection
+ *                  for many messages, envelope and content records, the reply
  * smtpd_check.c    the access restrictions (smtpd_*_restrictions)
  *
  * Ownership: a session owns everything hanging off it; the transaction part

@@ -83,12 +83,19 @@ identify_client(struct smtpd_session *s)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
+    const struct sockaddr *peer;
     char    host[NI_MAXHOST], serv[NI_MAXSERV];
 
     snprintf(s->addr, sizeof(s->addr), "unknown");
     snprintf(s->name, sizeof(s->name), "unknown");
-    if (getpeername(stream_fd(s->client), (struct sockaddr *) &ss, &len) != 0)
-        return;
+    /* The address accept() gave the skeleton, else ask the socket. */
+    if ((peer = server_client_address(&len)) != NULL) {
+        memcpy(&ss, peer, len);
+    } else {
+        len = sizeof(ss);
+        if (getpeername(stream_fd(s->client), (struct sockaddr *) &ss, &len) != 0)
+            return;
+    }
     if (ss.ss_family == AF_UNIX) {
         snprintf(s->addr, sizeof(s->addr), "127.0.0.1");
         snprintf(s->name, sizeof(s->name), "localhost");

@@ -331,12 +331,16 @@ unbecome(void)
 static void
 limit_set(struct rlimit *saved)
 {
+    static struct rlimit start;     /* the process's own limit, read once */
+    static bool known;
     struct rlimit lim;
 
-    if (getrlimit(RLIMIT_FSIZE, saved) != 0) {
-        saved->rlim_cur = saved->rlim_max = RLIM_INFINITY;
-        return;
+    if (!known) {
+        if (getrlimit(RLIMIT_FSIZE, &start) != 0)
+            start.rlim_cur = start.rlim_max = RLIM_INFINITY;
+        known = true;
     }
+    *saved = start;
     if (vconf.mailbox_limit <= 0)
         return;
     lim = *saved;
@@ -496,22 +500,16 @@ out:
 }
 
 static void
-virtual_service(stream_t *client, config_t *cfg)
+virtual_deliver(struct deliver_request *rq, void *ctx)
 {
-    str_t  *err = str_new(0);
-    struct deliver_request *rq = deliver_request_read(client, err);
-
-    if (rq == NULL) {
-        log_warn("%s", str_cstr(err));
-        deliver_reply_error(client, str_cstr(err));
-        str_free(err);
-        return;
-    }
     for (size_t i = 0; i < rq->nrcpt; i++)
         deliver_one(rq, i);
-    deliver_reply(client, rq);
-    deliver_request_free(rq);
-    str_free(err);
+}
+
+static void
+virtual_service(stream_t *client, config_t *cfg)
+{
+    deliver_serve(client, virtual_deliver, NULL);
 }
 
 static void

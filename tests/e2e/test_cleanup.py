@@ -309,6 +309,34 @@ def test_several_messages_per_connection_and_announced_ids(cinst):
     assert_nothing_queued_except(cinst, [qid1, qid2, qid4])
 
 
+def test_watchdog_restarts_per_message_and_kills_an_idle_process(new_instance):
+    # daemon_timeout counts per message on a kept connection: three messages
+    # over more than the timeout go through; then, idle, the process dies of
+    # the watchdog's SIGALRM (14), which master logs.
+    inst = setup_instance(new_instance, options=["daemon_timeout = 2s"])
+    try:
+        s, r, qid = connect(inst, FLAG_MORE)
+        ids = [qid]
+        try:
+            for i in range(3):
+                time.sleep(1.2)
+                s.sendall((encode([("flags", FLAG_MORE)]) if i else b"")
+                          + message(rcpts=[f"r{i}@example.com"]))
+                assert r.read() == {"status": "0", "reason": ""}
+                ids.append(r.read()["queue_id"])
+            started = time.time()
+            s.settimeout(15)
+            assert s.recv(100) == b"", "the connection ends when the watchdog fires"
+            assert 1.0 < time.time() - started < 10
+        finally:
+            s.close()
+        inst.wait_log(r"process \S*cleanup pid \d+ killed by signal 14")
+        for qid in ids[:3]:
+            committed(inst, qid)
+    finally:
+        inst.fake.stop()
+
+
 def test_message_lands_in_incoming_with_its_records(cinst):
     qid, reply = submit(cinst, message(attrs=["protocol=ESMTP", "client_address=192.0.2.1"]))
     assert reply == {"status": "0", "reason": ""}

@@ -62,9 +62,18 @@ class FakeServer:
 
     handler(conn_state, request_dict) -> reply list of (name, value), or None
     to close the connection without a reply. Counts parallel connections.
+    keep: serve requests one after another on a connection, as the real
+    agents do (deliver_proto.h), at most `keep` of them (then close); by
+    default one request per connection. drop_next: on a connection that
+    already got a reply, read the next request and close without a reply
+    (what qmgr sees when an agent leaves a kept connection as it sends).
     """
 
-    def __init__(self, inst, name, protocol, handler):
+    def __init__(self, inst, name, protocol, handler, keep=1, drop_next=False):
+        self.keep = keep
+        self.drop_next = drop_next
+        self.connections = 0
+        self.dropped = 0
         self.path = os.path.join(queue_dir(inst), "private", name)
         self.protocol = protocol
         self.handler = handler
@@ -102,14 +111,22 @@ class FakeServer:
         with self.lock:
             self.parallel += 1
             self.max_parallel = max(self.max_parallel, self.parallel)
+            self.connections += 1
         try:
             conn.settimeout(30)
             conn.sendall(postern_attr.encode([("protocol", self.protocol)]))
-            req = postern_attr.Reader(conn).read()
-            with self.lock:
-                self.requests.append(req)
-            reply = self.handler(req)
-            if reply is not None:
+            reader = postern_attr.Reader(conn)
+            for n in range(self.keep + (1 if self.drop_next else 0)):
+                req = reader.read()
+                if n == self.keep:      # drop_next: read, then leave without a reply
+                    with self.lock:
+                        self.dropped += 1
+                    break
+                with self.lock:
+                    self.requests.append(req)
+                reply = self.handler(req)
+                if reply is None:
+                    break
                 conn.sendall(postern_attr.encode(reply))
         except (OSError, EOFError):
             pass
@@ -163,8 +180,8 @@ def qmgr_instance(new_instance):
         inst.start()
         return inst
 
-    def fake(inst, handler, name="fake", protocol="delivery"):
-        f = FakeServer(inst, name, protocol, handler)
+    def fake(inst, handler, name="fake", protocol="delivery", **kw):
+        f = FakeServer(inst, name, protocol, handler, **kw)
         fakes.append(f)
         return f
 
@@ -229,6 +246,47 @@ def test_exactly_once_60_messages_6_sessions(qmgr_instance):
     got = sorted(r for req in fake.requests for r in rcpts_of(req))
     assert got == sorted(f"u{n}-{i}@d{n}.example" for n in range(6) for i in range(10))
     assert queue_files(inst, "active") == [] and queue_files(inst, "incoming") == []
+
+
+def test_kept_connection_carries_the_next_requests(qmgr_instance):
+    # After a good reply qmgr sends the transport's next request over the
+    # same connection, also for another destination.
+    inst = qmgr_instance()
+    fake = qmgr_instance.fake(inst, sent, keep=100)
+    for i in range(5):
+        send(inst, [f"r{i}@d{i % 2}.example"])
+        inst.wait_log(r"qmgr\[\d+\]: \w+: removed", count=i + 1)
+    assert len(fake.requests) == 5
+    assert fake.connections == 1, fake.connections
+    assert sorted(r for req in fake.requests for r in rcpts_of(req)) == \
+        sorted(f"r{i}@d{i % 2}.example" for i in range(5))
+    # Idle for longer than qmgr keeps it (2 s, checked every second): closed.
+    wait_for(lambda: fake.parallel == 0, 10, what="the idle connection closed by qmgr")
+
+
+def test_kept_connection_closed_under_a_request_is_not_a_failure(qmgr_instance):
+    # The agent leaves a kept connection just as qmgr sends on it: the
+    # request goes again over a new connection, nothing is deferred.
+    inst = qmgr_instance()
+    fake = qmgr_instance.fake(inst, sent, keep=1, drop_next=True)
+    for i in range(3):
+        send(inst, [f"r{i}@one.example"])
+        inst.wait_log(r"qmgr\[\d+\]: \w+: removed", count=i + 1)
+    assert sorted(r for req in fake.requests for r in rcpts_of(req)) == \
+        [f"r{i}@one.example" for i in range(3)]
+    assert fake.dropped == 2 and fake.connections == 3, (fake.dropped, fake.connections)
+    assert "status=deferred" not in inst.log() and "without a reply" not in inst.log()
+
+
+def test_fresh_connection_closed_without_reply_defers(qmgr_instance):
+    # On a new connection no such retry: the recipients are deferred.
+    inst = qmgr_instance()
+    qmgr_instance.fake(inst, lambda req: None)
+    send(inst, ["r@one.example"])
+    inst.wait_log(r"transport fake: delivery agent closed the connection without a reply")
+    qid = queued_ids(inst, 1)[0]
+    wait_for(lambda: queue_files(inst, "deferred"), 10, what="the message deferred")
+    assert qid in str(queue_files(inst, "deferred"))
 
 
 def test_destination_concurrency_limit(qmgr_instance):

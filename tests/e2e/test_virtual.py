@@ -11,11 +11,13 @@ import os
 import pwd
 import re
 import subprocess
+import time
 
 import pytest
 
 from conftest import BUILD, IS_ROOT, wait_for
-from deliver_client import deliver, make_queue_file, request_attrs, send_request
+from deliver_client import connect, deliver, make_queue_file, request_attrs, send_request
+from postern_attr import Reader, encode
 
 VIRTUAL_LINE = "virtual unix - n n - - virtual"
 LINES = ["From: joe@example.com", "To: bob@localhost", "Subject: hello",
@@ -75,6 +77,31 @@ def test_maildir_delivery(vinst):
                    r"status=sent \(delivered to maildir\)")
     # The agent did not touch the queue file: qmgr owns it.
     assert os.path.exists(os.path.join(vinst.dir, "queue", "active", qid))
+
+
+def test_requests_one_after_another_on_one_connection(new_instance):
+    # qmgr keeps a connection for its next request (deliver_proto.h); the
+    # agent counts each request towards max_use and closes after the last.
+    inst = new_instance(options=owner_options() + ["max_use = 3"])
+    inst.append_master_cf(VIRTUAL_LINE)
+    inst.remove_service("qmgr")
+    inst.start()
+    s = connect(inst, "virtual")
+    try:
+        r = Reader(s)
+        assert r.read() == {"protocol": "delivery"}     # once, not per request
+        for i in range(3):
+            qid, off, data = make_queue_file(inst, "joe@example.com", [f"u{i}@localhost"], LINES)
+            s.sendall(encode(request_attrs(qid, off, "joe@example.com", [f"u{i}@localhost"],
+                                           size=len(data))))
+            reply = r.read()
+            assert reply["status"] == "0" and reply["rcpt_0_result"] == "sent", reply
+            assert len(maildir_files(inst, f"u{i}")) == 1
+        started = time.time()
+        assert s.recv(100) == b"", "max_use reached: the agent ends the connection"
+        assert time.time() - started < 5, "at once, not after the idle wait for a next request"
+    finally:
+        s.close()
 
 
 def test_several_recipients_one_request(vinst):

@@ -315,6 +315,11 @@ TEST(maildir_delivery)
     /* A second delivery gets its own file. */
     CHECK_INTEQ(deliver_maildir(rq, 0, "mail/example.com/bob", why), 0);
     CHECK(only_file("mail/example.com/bob/new") == NULL);   /* two files now */
+    /* tmp/ and cur/ gone: both are made again at the next delivery. */
+    CHECK(rmdir("mail/example.com/bob/cur") == 0 && rmdir("mail/example.com/bob/tmp") == 0);
+    CHECK_INTEQ(deliver_maildir(rq, 0, "mail/example.com/bob", why), 0);
+    CHECK(stat("mail/example.com/bob/tmp", &st) == 0 && S_ISDIR(st.st_mode));
+    CHECK(stat("mail/example.com/bob/cur", &st) == 0 && S_ISDIR(st.st_mode));
     str_free(why);
     str_free(path);
     deliver_request_free(rq);

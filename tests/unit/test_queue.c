@@ -253,7 +253,13 @@ TEST(spare_put_and_take)
     CHECK_INTEQ(queue_spare_take("taken"), 0);
     CHECK(stat("taken", &st2) == 0 && st2.st_ino == st.st_ino);
     CHECK_INTEQ(queue_spare_take("taken2"), -1);         /* none left */
-    CHECK(unlink("taken") == 0);
+    /* Found empty, spare/ is not listed again for 100 ms. */
+    touch("active/c");
+    CHECK_INTEQ(queue_spare_put("active/c"), 0);
+    CHECK_INTEQ(queue_spare_take("taken3"), -1);
+    usleep(150 * 1000);
+    CHECK_INTEQ(queue_spare_take("taken3"), 0);
+    CHECK(unlink("taken") == 0 && unlink("taken3") == 0);
     /* Many puts: never more than QUEUE_SPARE_SLOTS kept, the rest removed. */
     for (int i = 0; i < QUEUE_SPARE_SLOTS + 50; i++) {
         snprintf(name, sizeof(name), "active/m%d", i);

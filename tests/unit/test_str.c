@@ -227,3 +227,41 @@ TEST(stream_exact_and_write)
     CHECK_INTEQ(stream_read_exact(r, buf, 8), STREAM_EOF);
     stream_close(r);
 }
+
+/* Streams whose kind the caller knows: a blocking socket, and a file. */
+TEST(stream_known_socket_and_file)
+{
+    int     sv[2];
+    str_t  *line = str_new(0);
+    char    path[] = "/tmp/test_str_file.XXXXXX";
+    int     fd = mkstemp(path);
+
+    /* A blocking socket told as such: reads wait in recv(), under the timeout. */
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    stream_t *st = stream_open_socket(sv[0], true);
+
+    stream_set_timeout(st, 1);
+    CHECK(write(sv[1], "hi\n", 3) == 3);
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_OK);
+    CHECK_STREQ(str_cstr(line), "hi\n");
+    check_one_second_timeout(st, line, false);
+    stream_close(st);
+    close(sv[1]);
+
+    /* A file: written and read back directly, end of file included. */
+    CHECK(fd >= 0);
+    st = stream_open_file(fd);
+    CHECK_INTEQ(stream_printf(st, "a line\nlast"), STREAM_OK);
+    CHECK_INTEQ(stream_flush(st), STREAM_OK);
+    stream_abandon(st);
+    CHECK(lseek(fd, 0, SEEK_SET) == 0);
+    st = stream_open_file(fd);
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_OK);
+    CHECK_STREQ(str_cstr(line), "a line\n");
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_OK);
+    CHECK_STREQ(str_cstr(line), "last");
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_EOF);
+    stream_close(st);
+    unlink(path);
+    str_free(line);
+}
