@@ -79,13 +79,26 @@ cleanup_out_ok(const struct cleanup_state *st)
     return st->fd >= 0 && st->errs == 0 && (st->flags & CLEANUP_FLAG_DISCARD) == 0;
 }
 
-/* A short random hex string for the temporary name. */
+/*
+ * A short random hex string for the temporary name. The random bytes come
+ * from getrandom() in batches, enough for 32 names per call.
+ */
 static void
 random_suffix(str_t *out)
 {
+    static unsigned char pool[256];
+    static size_t left;
     unsigned char r[8];
 
-    if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t) sizeof(r)) {
+    if (left < sizeof(r)) {
+        left = getrandom(pool, sizeof(pool), GRND_NONBLOCK) == (ssize_t) sizeof(pool)
+            ? sizeof(pool) : 0;
+    }
+    if (left >= sizeof(r)) {
+        left -= sizeof(r);
+        memcpy(r, pool + left, sizeof(r));
+        memset(pool + left, 0, sizeof(r));  /* each byte serves one name only */
+    } else {
         /* No entropy yet: pid and time still make a name unique enough with O_EXCL. */
         long long t = clock_now_ms();
         pid_t   pid = getpid();

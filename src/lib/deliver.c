@@ -221,9 +221,9 @@ open_queue_file(const struct deliver_request *rq, str_t *err)
     return fd;
 }
 
-/* Read one request (after the greeting, when greet). */
+/* Read one request (after the greeting, when greet); *eof when the client closed before it. */
 static struct deliver_request *
-request_read(stream_t *client, bool greet, str_t *err)
+request_read(stream_t *client, bool greet, bool *eof, str_t *err)
 {
     static const struct attr_limits limits = {
         .max_attrs = DELIVER_ATTR_MAX,
@@ -242,6 +242,8 @@ request_read(stream_t *client, bool greet, str_t *err)
     }
     rc = attr_read(client, &limits, al, err);
     if (rc != ATTR_OK) {
+        if (rc == ATTR_EOF && eof)
+            *eof = true;
         if (rc == ATTR_EOF)
             str_set_cstr(err, "client closed the connection before its request");
         else if (rc == ATTR_IOERR)
@@ -266,7 +268,7 @@ bad:
 struct deliver_request *
 deliver_request_read(stream_t *client, str_t *err)
 {
-    return request_read(client, true, err);
+    return request_read(client, true, NULL, err);
 }
 
 void
@@ -276,13 +278,15 @@ deliver_serve(stream_t *client, deliver_fn deliver, void *ctx)
 
     for (bool first = true;; first = false) {
         struct deliver_request *rq;
+        bool    eof = false;
 
         /* qmgr may keep the connection for its next request: wait, then quietly end. */
         if (!first && (!server_take_another()
-                       || stream_wait_readable(client, DELIVER_IDLE_S * 1000) != STREAM_OK
-                       || stream_peer_gone(client)))
+                       || stream_wait_readable(client, DELIVER_IDLE_S * 1000) != STREAM_OK))
             break;
-        if ((rq = request_read(client, first, err)) == NULL) {
+        if ((rq = request_read(client, first, &eof, err)) == NULL) {
+            if (eof && !first)
+                break;              /* qmgr let the kept connection go */
             log_warn("bad delivery request: %s", str_cstr(err));
             (void) deliver_reply_error(client, str_cstr(err));
             break;
@@ -578,18 +582,12 @@ copy_from_line(struct copy *c, const char *sender)
  * is the one in the request. Returns 0, or -1 with why set.
  */
 static int
-check_head(int qfd, const struct deliver_request *rq, str_t *why)
+check_head(stream_t *st, const struct deliver_request *rq, str_t *why)
 {
-    stream_t *st;
     str_t  *data = str_new(0), *err = str_new(0);
     long long size, offset, nrcpt;
     int     type, rc = -1;
 
-    if (lseek(qfd, 0, SEEK_SET) < 0) {
-        str_printf(why, "queue file %s: seek: %s", rq->queue_id, strerror(errno));
-        goto out;
-    }
-    st = stream_open_file(qfd);
     type = rec_get(st, data, QFILE_ENV_MAX, err);
     if (type != REC_TYPE_VERSION || !str_eq_cstr(data, REC_VERSION_CURRENT)) {
         str_printf(why, "queue file %s: no version record", rq->queue_id);
@@ -602,8 +600,6 @@ check_head(int qfd, const struct deliver_request *rq, str_t *why)
     } else {
         rc = 0;
     }
-    stream_abandon(st);
-out:
     str_free(data);
     str_free(err);
     return rc;
@@ -611,17 +607,16 @@ out:
 
 /* The content records, M+1 through X, into c. Returns 0 or -1 with why. */
 static int
-copy_content(int qfd, const struct deliver_request *rq, struct copy *c, str_t *why)
+copy_content(stream_t *st, const struct deliver_request *rq, struct copy *c, str_t *why)
 {
-    stream_t *st;
     str_t  *data = str_new(0), *err = str_new(0);
     int     rc = -1;
 
-    if (lseek(qfd, rq->content_offset, SEEK_SET) < 0) {
-        str_printf(why, "queue file %s: seek: %s", rq->queue_id, strerror(errno));
+    /* Most often within what check_head() read: no second read of the file. */
+    if (stream_seek(st, rq->content_offset) != STREAM_OK) {
+        str_printf(why, "queue file %s: seek: %s", rq->queue_id, strerror(stream_errno(st)));
         goto out;
     }
-    st = stream_open_file(qfd);
     for (;;) {
         int     type = rec_get(st, data, QFILE_CONTENT_MAX, err);
 
@@ -648,7 +643,6 @@ copy_content(int qfd, const struct deliver_request *rq, struct copy *c, str_t *w
             break;
         }
     }
-    stream_abandon(st);
 out:
     str_free(data);
     str_free(err);
@@ -661,6 +655,7 @@ deliver_copy(struct deliver_request *rq, int fd, const char *const *headers, int
 {
     struct copy c = {.fd = fd, .flags = flags, .bol = true, .buf = str_new(COPY_BLOCK + 4096)};
     int     qfd = rq->queue_fd, rc = -1;
+    stream_t *st = NULL;
 
     str_reset(why);
     if (!rq->queue_fd_set && (qfd = open_queue_file(rq, why)) < 0) {
@@ -668,7 +663,12 @@ deliver_copy(struct deliver_request *rq, int fd, const char *const *headers, int
         errno = EBADMSG;
         return -1;
     }
-    if (check_head(qfd, rq, why) < 0)
+    if (lseek(qfd, 0, SEEK_SET) < 0) {
+        str_printf(why, "queue file %s: seek: %s", rq->queue_id, strerror(errno));
+        goto out;
+    }
+    st = stream_open_file(qfd, 0);
+    if (check_head(st, rq, why) < 0)
         goto out;
     if (flags & DELIVER_COPY_MBOX)
         copy_from_line(&c, rq->sender);
@@ -681,7 +681,7 @@ deliver_copy(struct deliver_request *rq, int fd, const char *const *headers, int
         }
     }
     c.flags = flags;
-    if (copy_content(qfd, rq, &c, why) < 0)
+    if (copy_content(st, rq, &c, why) < 0)
         goto out;
     if ((flags & (DELIVER_COPY_MBOX | DELIVER_COPY_BLANK)) && copy_emit(&c, "", 0, true) < 0) {
         str_printf(why, "write error: %s", strerror(c.write_errno));
@@ -693,6 +693,8 @@ deliver_copy(struct deliver_request *rq, int fd, const char *const *headers, int
     }
     rc = 0;
 out:
+    if (st)
+        stream_abandon(st);
     if (!rq->queue_fd_set && close(qfd) != 0)
         log_warn_errno("close queue file %s", rq->queue_id);
     str_free(c.buf);

@@ -14,9 +14,10 @@
  * request, or stops taking them at max_use; either side may close an idle
  * connection at any time. A kept connection saves the connect, the
  * greeting and the agent's two status reports to master per delivery.
- * qmgr checks a kept connection before it writes, and sends a request again
- * over a new connection when a kept one ends before any byte of its reply
- * (the agent closed it while idle).
+ * qmgr watches a kept connection while it is idle (one the agent closes is
+ * closed at once), and sends a request again over a new connection when a
+ * kept one ends before any byte of its reply (the agent closed it while
+ * idle, as the request went out).
  *
  * The agent reads the message itself from the queue file (queue_name/
  * queue_id, relative to queue_directory), starting at content_offset (the

@@ -185,7 +185,7 @@ qfile_reader_new(int fd, const char *name, int flags)
     r->state = S_FIRST;
     r->size_offset = -1;
     if (lseek(fd, 0, SEEK_SET) == 0) {
-        r->st = stream_open_file(fd);       /* seekable: a file, never waited for */
+        r->st = stream_open_file(fd, 0);    /* seekable: a file, never waited for */
     } else if (errno == ESPIPE) {
         r->st = stream_open(fd);            /* a pipe: polled, under deadlines */
     } else {

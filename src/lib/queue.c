@@ -332,6 +332,8 @@ spare_path(char *buf, size_t size, unsigned slot)
 
 /* After finding no free slot, remove finished files for this long without trying. */
 #define SPARE_FULL_MS   100
+/* After finding spare/ empty, do not list it again for this long. */
+#define SPARE_EMPTY_MS  100
 
 int
 queue_spare_put(const char *path)
@@ -339,7 +341,6 @@ queue_spare_put(const char *path)
     static int64_t full_until;
     char    slot[sizeof(QUEUE_SPARE) + 16];
     unsigned start = spare_start();
-
     unsigned tries = SPARE_TRIES;
 
     if (full_until != 0 && clock_mono_ms() < full_until)
@@ -369,8 +370,6 @@ queue_spare_put(const char *path)
  * open between calls) and try the names from a per-process moving start,
  * so that takers racing for the same files mostly miss each other.
  */
-/* After finding spare/ empty, do not list it again for this long. */
-#define SPARE_EMPTY_MS  100
 
 int
 queue_spare_take(const char *path)

@@ -35,13 +35,13 @@ static bool srv_master_gone;
 static event_loop_t *srv_loop;
 static const struct server_ops *srv_ops;
 static config_t *srv_cfg;
-
-static void watchdog_init(void);
-static bool master_gone(void);
 static long srv_max_idle;
 static long srv_max_use;
 static long srv_uses;
 static int srv_clients;
+
+static void watchdog_init(void);
+static bool master_gone(void);
 
 const char *
 server_service_name(void)

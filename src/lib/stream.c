@@ -32,6 +32,7 @@ struct stream {
     int     blocking;       /* SOCK_UNKNOWN, SOCK_YES (blocking descriptor) or SOCK_NO */
     int     rcvtimeo;       /* the SO_RCVTIMEO we set, in seconds; -1 = none set */
     bool    seekable;       /* a file that is always ready: read and write, no poll */
+    off_t   file_pos;       /* seekable: the file offset just after rbuf[rlen - 1] */
 };
 
 /*
@@ -75,12 +76,13 @@ stream_open_socket(int fd, bool blocking)
 }
 
 stream_t *
-stream_open_file(int fd)
+stream_open_file(int fd, off_t pos)
 {
     stream_t *st = stream_open(fd);
 
     st->sock = SOCK_NO;
     st->seekable = true;
+    st->file_pos = pos;
     return st;
 }
 
@@ -276,6 +278,7 @@ fill(stream_t *st)
         }
         if (n > 0) {
             st->rlen += (size_t) n;
+            st->file_pos += n;
             return STREAM_OK;
         }
         if (n == 0) {
@@ -286,6 +289,27 @@ fill(stream_t *st)
             continue;
         return fail(st, STREAM_ERR, errno);
     }
+}
+
+int
+stream_seek(stream_t *st, off_t off)
+{
+    off_t   start = st->file_pos - (off_t) st->rlen;   /* the offset of rbuf[0] */
+
+    if (!st->seekable)
+        return fail(st, STREAM_ERR, ESPIPE);
+    if (st->status)
+        return st->status;
+    if (off >= start && off <= st->file_pos) {
+        st->rpos = (size_t) (off - start);     /* already read: from the buffer */
+    } else {
+        if (lseek(st->fd, off, SEEK_SET) < 0)
+            return fail(st, STREAM_ERR, errno);
+        st->file_pos = off;
+        st->rpos = st->rlen = 0;
+    }
+    st->eof = false;
+    return STREAM_OK;
 }
 
 int

@@ -33,11 +33,17 @@ stream_t *stream_open(int fd);
 /* A connected socket whose blocking mode the caller knows: no probing calls. */
 stream_t *stream_open_socket(int fd, bool blocking);
 /*
- * A descriptor that lseek() works on (a regular file): always ready, so it
- * is read and written directly, never polled. Not for anything that can
- * block, such as a FIFO an untrusted user may have put in place of a file.
+ * A descriptor that lseek() works on (a regular file), now at offset pos:
+ * always ready, so it is read and written directly, never polled. Not for
+ * anything that can block, such as a FIFO an untrusted user may have put in
+ * place of a file.
  */
-stream_t *stream_open_file(int fd);
+stream_t *stream_open_file(int fd, off_t pos);
+/*
+ * Reading a file stream: go on from offset off, out of what was read
+ * already when it covers off (no system call), else after an lseek().
+ */
+int     stream_seek(stream_t *st, off_t off);
 int     stream_close(stream_t *st);         /* flushes; returns 0 or STREAM_ERR */
 void    stream_abandon(stream_t *st);       /* frees without flushing or closing fd */
 int     stream_fd(const stream_t *st);

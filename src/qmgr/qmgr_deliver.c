@@ -54,7 +54,10 @@ static size_t njobs;
  * The pool: connections whose last request got a good reply, oldest first,
  * each for its transport's next request. At most POOL_MAX; a connection
  * idle for DELIVER_POOL_IDLE_MS is closed (qmgr_deliver_tick), so the agent
- * processes they hold go back to master.
+ * processes they hold go back to master. A pooled connection stays in the
+ * event loop, for reading as during a request: one that becomes readable
+ * (the agent closed it, or talks unasked) is closed at once, and a request
+ * that takes one over changes no registration.
  */
 #define POOL_MAX        64
 
@@ -68,10 +71,24 @@ static size_t npool;
 static void
 pool_remove(size_t k, bool close_it)
 {
-    if (close_it)
+    if (close_it) {
+        event_fd_del(server_loop(), pool[k].fd);
         (void) close(pool[k].fd);
+    }
     memmove(&pool[k], &pool[k + 1], (npool - k - 1) * sizeof(pool[0]));
     npool--;
+}
+
+/* A pooled connection is readable: it is of no more use. */
+static void
+pool_event(int fd, int events, void *ctx)
+{
+    for (size_t k = 0; k < npool; k++)
+        if (pool[k].fd == fd) {
+            pool_remove(k, true);
+            return;
+        }
+    event_fd_del(server_loop(), fd);    /* not ours: cannot happen */
 }
 
 static void
@@ -79,26 +96,21 @@ pool_put(struct qmgr_transport *tr, int fd)
 {
     if (npool == POOL_MAX)
         pool_remove(0, true);
+    event_fd_add(server_loop(), fd, EVENT_READ, pool_event, NULL);
     pool[npool++] = (struct pooled) {.tr = tr, .fd = fd, .since_ms = clock_mono_ms()};
 }
 
-/* The most recently used sound connection to tr, or -1. */
+/* The most recently used connection to tr, or -1. */
 static int
 pool_take(struct qmgr_transport *tr)
 {
     for (size_t k = npool; k-- > 0;) {
         int     fd = pool[k].fd;
-        char    c;
-        ssize_t n;
 
         if (pool[k].tr != tr)
             continue;
         pool_remove(k, false);
-        /* Alive and silent, or closed (or talking unasked): then it is no use. */
-        n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return fd;
-        (void) close(fd);
+        return fd;
     }
     return -1;
 }
@@ -248,7 +260,6 @@ job_finish(struct qmgr_job *job, attr_list_t *reply, const char *why)
     /* A clean end (no bytes beyond the reply) leaves the connection fit for the next request. */
     if (ok && job->state == JOB_WAITING && str_len(job->in) == 0 && job->fd >= 0
         && job->queue->tr->dead_until_ms == 0) {
-        event_fd_del(server_loop(), job->fd);
         pool_put(job->queue->tr, job->fd);
         job->fd = -1;
     }

@@ -250,18 +250,42 @@ TEST(stream_known_socket_and_file)
 
     /* A file: written and read back directly, end of file included. */
     CHECK(fd >= 0);
-    st = stream_open_file(fd);
+    st = stream_open_file(fd, 0);
     CHECK_INTEQ(stream_printf(st, "a line\nlast"), STREAM_OK);
     CHECK_INTEQ(stream_flush(st), STREAM_OK);
     stream_abandon(st);
     CHECK(lseek(fd, 0, SEEK_SET) == 0);
-    st = stream_open_file(fd);
+    st = stream_open_file(fd, 0);
     CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_OK);
     CHECK_STREQ(str_cstr(line), "a line\n");
     CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_OK);
     CHECK_STREQ(str_cstr(line), "last");
     CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_EOF);
+    /* Back into what was read (from the buffer), then past it (lseek). */
+    CHECK_INTEQ(stream_seek(st, 2), STREAM_OK);
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_OK);
+    CHECK_STREQ(str_cstr(line), "line\n");
+    CHECK_INTEQ(stream_seek(st, 20), STREAM_OK);
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_EOF);
     stream_close(st);
+    /* Opened at an offset: seeks count from the start of the file. */
+    fd = open(path, O_RDONLY);
+    CHECK(fd >= 0 && lseek(fd, 7, SEEK_SET) == 7);
+    st = stream_open_file(fd, 7);
+    CHECK_INTEQ(stream_read_line(st, line, 100), STREAM_OK);
+    CHECK_STREQ(str_cstr(line), "last");
+    CHECK_INTEQ(stream_seek(st, 8), STREAM_OK);
+    CHECK_INTEQ(stream_getc(st), 'a');
+    CHECK_INTEQ(stream_seek(st, 0), STREAM_OK);         /* before the buffer: lseek */
+    CHECK_INTEQ(stream_getc(st), 'a');
+    CHECK_INTEQ(stream_getc(st), ' ');
+    stream_close(st);
+    /* Not a file stream: no seeking. */
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    st = stream_open_socket(sv[0], true);
+    CHECK_INTEQ(stream_seek(st, 0), STREAM_ERR);
+    stream_close(st);
+    close(sv[1]);
     unlink(path);
     str_free(line);
 }
