@@ -41,6 +41,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "deliver.h"
 #include "dict.h"
 #include "log.h"
@@ -299,6 +300,69 @@ out:
     return rc;
 }
 
+/*
+ * Mailbox paths that make_dirs() found (or made) sound a moment ago, so that
+ * a run of deliveries to the same mailbox walks its path as root once per
+ * DIRS_OK_MS, not per message. The delivery itself, as the owner, still
+ * refuses a symbolic link as the mailbox; a failed delivery forgets the
+ * path, so that the next one walks it again.
+ */
+#define DIRS_OK_SLOTS   16
+#define DIRS_OK_MS      10000
+
+static struct dirs_ok {
+    char   *rel;
+    uid_t   uid;
+    gid_t   gid;
+    int64_t until_ms;
+} dirs_ok[DIRS_OK_SLOTS];
+
+static struct dirs_ok *
+dirs_ok_find(const char *rel, uid_t uid, gid_t gid)
+{
+    for (size_t k = 0; k < DIRS_OK_SLOTS; k++)
+        if (dirs_ok[k].rel && strcmp(dirs_ok[k].rel, rel) == 0 && dirs_ok[k].uid == uid
+            && dirs_ok[k].gid == gid)
+            return &dirs_ok[k];
+    return NULL;
+}
+
+static bool
+dirs_known_ok(const char *rel, uid_t uid, gid_t gid)
+{
+    struct dirs_ok *d = dirs_ok_find(rel, uid, gid);
+
+    return d && clock_mono_ms() < d->until_ms;
+}
+
+/* make_dirs() just passed for rel: remember it for DIRS_OK_MS. */
+static void
+dirs_remember(const char *rel, uid_t uid, gid_t gid)
+{
+    struct dirs_ok *d = dirs_ok_find(rel, uid, gid);
+
+    if (d == NULL) {
+        d = &dirs_ok[0];            /* a free slot, else the one that expires first */
+        for (size_t k = 0; k < DIRS_OK_SLOTS && d->rel; k++)
+            if (dirs_ok[k].rel == NULL || dirs_ok[k].until_ms < d->until_ms)
+                d = &dirs_ok[k];
+        mem_free(d->rel);
+        *d = (struct dirs_ok) {.rel = mem_strdup(rel), .uid = uid, .gid = gid};
+    }
+    d->until_ms = clock_mono_ms() + DIRS_OK_MS;
+}
+
+static void
+dirs_forget(const char *rel, uid_t uid, gid_t gid)
+{
+    struct dirs_ok *d = dirs_ok_find(rel, uid, gid);
+
+    if (d) {
+        mem_free(d->rel);
+        *d = (struct dirs_ok) {0};
+    }
+}
+
 /* Take the mailbox owner's identity (root only). false with why set. */
 static bool
 become(uid_t uid, gid_t gid, str_t *why)
@@ -465,12 +529,16 @@ deliver_one(struct deliver_request *rq, size_t i)
                      : "mailbox");
         goto out;
     }
-    if ((rc = make_dirs(vconf.base, str_cstr(value), maildir, uid, gid, why, &dsn)) != 0) {
-        if (rc == DELIVER_FAIL_PERM)
-            deliver_bounce(rq, i, VIRTUAL_RELAY, dsn, "%s", str_cstr(why));
-        else
-            deliver_defer(rq, i, VIRTUAL_RELAY, dsn, "%s", str_cstr(why));
-        goto out;
+    if (!dirs_known_ok(str_cstr(value), uid, gid)) {
+        if ((rc = make_dirs(vconf.base, str_cstr(value), maildir, uid, gid, why, &dsn)) != 0) {
+            dirs_forget(str_cstr(value), uid, gid);
+            if (rc == DELIVER_FAIL_PERM)
+                deliver_bounce(rq, i, VIRTUAL_RELAY, dsn, "%s", str_cstr(why));
+            else
+                deliver_defer(rq, i, VIRTUAL_RELAY, dsn, "%s", str_cstr(why));
+            goto out;
+        }
+        dirs_remember(str_cstr(value), uid, gid);
     }
 
     struct rlimit saved;
@@ -484,6 +552,8 @@ deliver_one(struct deliver_request *rq, size_t i)
         : deliver_mbox(rq, i, str_cstr(path), why);
     limit_restore(&saved);
     unbecome();
+    if (rc != 0)
+        dirs_forget(str_cstr(value), uid, gid);
     if (rc == 0)
         deliver_sent(rq, i, VIRTUAL_RELAY, "2.0.0", "delivered to %s", maildir ? "maildir"
                      : "mailbox");

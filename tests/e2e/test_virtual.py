@@ -155,6 +155,36 @@ def test_symlinked_mailbox_refused(vinst, tmp_path):
     assert os.listdir(target) == []
 
 
+def test_mailbox_replaced_by_symlink_between_deliveries(vinst, tmp_path):
+    # The agent walks a mailbox path as root once in a while, not for every
+    # message; a Maildir that became a symbolic link is refused all the same.
+    # One connection, so one agent process, which remembers the path.
+    s = connect(vinst, "virtual")
+    try:
+        r = Reader(s)
+        assert r.read() == {"protocol": "delivery"}
+
+        def one():
+            qid, off, data = make_queue_file(vinst, "joe@example.com", ["zed@localhost"], LINES)
+            s.sendall(encode(request_attrs(qid, off, "joe@example.com", ["zed@localhost"],
+                                           size=len(data))))
+            return r.read()
+        reply = one()
+        assert reply["rcpt_0_result"] == "sent", reply
+        target = tmp_path / "elsewhere"
+        target.mkdir()
+        os.chmod(tmp_path, 0o755)
+        box = os.path.join(vinst.dir, "mail", "zed")
+        os.rename(box, box + ".old")
+        os.symlink(str(target), box)
+        reply = one()
+        assert reply["rcpt_0_result"] == "bounced", reply
+        assert "symbolic link" in reply["rcpt_0_reason"]
+        assert os.listdir(target) == []
+    finally:
+        s.close()
+
+
 def test_bad_request_is_answered_and_agent_survives(vinst):
     qid, off, _ = make_queue_file(vinst, "joe@example.com", ["bob@localhost"], LINES)
     attrs = request_attrs(qid, off, "joe@example.com", ["bob@localhost"])
