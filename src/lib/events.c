@@ -111,7 +111,11 @@ event_fd_add(event_loop_t *loop, int fd, int events, event_fd_fn fn, void *ctx)
     existed = loop->fds[fd].fn != NULL;
     ev.events = ((events & EVENT_READ) ? EPOLLIN : 0) | ((events & EVENT_WRITE) ? EPOLLOUT : 0);
     ev.data.fd = fd;
-    /* Only the callback changes when the events stay: no system call. */
+    /*
+     * Only the callback changes when the events stay: no system call. (A
+     * caller must event_fd_del() a descriptor before it closes it, so a slot
+     * in use always means a registration the kernel still has.)
+     */
     if ((!existed || loop->fds[fd].events != events)
         && epoll_ctl(loop->epfd, existed ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0)
         log_panic("epoll_ctl(fd %d): %s", fd, strerror(errno));

@@ -69,6 +69,44 @@ TEST(fd_readiness_and_removal)
     event_loop_free(loop);
 }
 
+static int other_events;
+
+static void
+other_cb(int fd, int events, void *ctx)
+{
+    char    buf[16];
+
+    other_events++;
+    (void) read(fd, buf, sizeof(buf));
+}
+
+/* Adding a watched fd again: the new callback (and events) take effect. */
+TEST(fd_callback_and_events_changed)
+{
+    event_loop_t *loop = event_loop_new();
+    int     p[2];
+
+    CHECK(pipe(p) == 0);
+    read_events = other_events = 0;
+    event_fd_add(loop, p[0], EVENT_READ, fd_cb, loop);
+    event_fd_add(loop, p[0], EVENT_READ, other_cb, NULL);      /* same events */
+    CHECK(write(p[1], "x", 1) == 1);
+    event_loop_run_once(loop, 1000);
+    CHECK_INTEQ(read_events, 0);
+    CHECK_INTEQ(other_events, 1);
+    /* Writable instead of readable: a pipe's write end is always writable. */
+    event_fd_add(loop, p[1], EVENT_WRITE, other_cb, NULL);
+    event_fd_add(loop, p[1], EVENT_READ, other_cb, NULL);      /* never readable */
+    other_events = 0;
+    event_loop_run_once(loop, 50);
+    CHECK_INTEQ(other_events, 0);
+    event_fd_del(loop, p[0]);
+    event_fd_del(loop, p[1]);
+    close(p[0]);
+    close(p[1]);
+    event_loop_free(loop);
+}
+
 static int got_signal;
 
 static void
