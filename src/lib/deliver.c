@@ -281,8 +281,7 @@ deliver_serve(stream_t *client, deliver_fn deliver, void *ctx)
         bool    eof = false;
 
         /* qmgr may keep the connection for its next request: wait, then quietly end. */
-        if (!first && (!server_take_another()
-                       || stream_wait_readable(client, DELIVER_IDLE_S * 1000) != STREAM_OK))
+        if (!first && !server_take_another(client, DELIVER_IDLE_S * 1000))
             break;
         if ((rq = request_read(client, first, &eof, err)) == NULL) {
             if (eof && !first)

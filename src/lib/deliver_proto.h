@@ -11,8 +11,8 @@
  * request on it; the recipients and nexthop may differ from one request to
  * the next. qmgr keeps a connection it is not using for at most
  * DELIVER_POOL_IDLE_MS, and the agent waits DELIVER_IDLE_S for a next
- * request, or stops taking them at max_use; either side may close an idle
- * connection at any time. A kept connection saves the connect, the
+ * request, and stops taking them at max_use or when master stops or
+ * reloads it; either side may close an idle connection at any time. A kept connection saves the connect, the
  * greeting and the agent's two status reports to master per delivery.
  * qmgr watches a kept connection while it is idle (one the agent closes is
  * closed at once), and sends a request again over a new connection when a

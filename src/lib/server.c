@@ -41,7 +41,6 @@ static long srv_uses;
 static int srv_clients;
 
 static void watchdog_init(void);
-static bool master_gone(void);
 
 const char *
 server_service_name(void)
@@ -321,10 +320,33 @@ watchdog_stop(void)
 }
 
 bool
-server_take_another(void)
+server_take_another(stream_t *client, int timeout_ms)
 {
-    if (srv_exit_requested || (srv_max_use > 0 && srv_uses >= srv_max_use) || master_gone())
+    struct pollfd p[2] = {
+        {.fd = stream_fd(client), .events = POLLIN},
+        {.fd = MASTER_WATCH_FD, .events = POLLIN},
+    };
+    int64_t deadline = clock_mono_ms() + timeout_ms;
+    int     n = 0;
+
+    if (srv_exit_requested || srv_master_gone || (srv_max_use > 0 && srv_uses >= srv_max_use))
         return false;
+    /* Wait for the client and for master's pipe at once: a stop is seen at once. */
+    while (stream_pending(client) == 0) {
+        int64_t left = deadline - clock_mono_ms();
+
+        if (left <= 0)
+            return false;
+        n = poll(p, 2, (int) (left > 86400000 ? 86400000 : left));
+        if (n < 0 && errno != EINTR)
+            return false;
+        if (n > 0 && p[1].revents) {
+            srv_master_gone = true;
+            return false;
+        }
+        if (n > 0)
+            break;
+    }
     srv_uses++;
     server_watchdog_restart();
     return true;

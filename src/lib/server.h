@@ -88,10 +88,12 @@ void    server_watchdog_restart(void);
 /*
  * Single server, for a service that takes several requests over one
  * connection (a delivery agent): call before each one after the first.
- * Counts it towards max_use and restarts the watchdog; false when the
- * process should take no more (max_use reached, master stopping it).
+ * Waits up to timeout_ms for the client to send (or close); then counts
+ * the request towards max_use and restarts the watchdog. false when the
+ * time passed, or the process should take no more (max_use reached,
+ * master stopping it, which is noticed during the wait too).
  */
-bool    server_take_another(void);
+bool    server_take_another(stream_t *client, int timeout_ms);
 /*
  * Single server: the address of the client being served, as accept()
  * returned it (len set), or NULL when unknown; valid during the service

@@ -104,6 +104,26 @@ def test_requests_one_after_another_on_one_connection(new_instance):
         s.close()
 
 
+def test_kept_connection_ends_at_once_when_master_reloads(vinst):
+    # An agent waiting for qmgr's next request sees master's reload at once
+    # (it waits on master's pipe too), not after its 10 s idle wait.
+    s = connect(vinst, "virtual")
+    try:
+        r = Reader(s)
+        assert r.read() == {"protocol": "delivery"}
+        qid, off, data = make_queue_file(vinst, "joe@example.com", ["kay@localhost"], LINES)
+        s.sendall(encode(request_attrs(qid, off, "joe@example.com", ["kay@localhost"],
+                                       size=len(data))))
+        assert r.read()["rcpt_0_result"] == "sent"
+        assert vinst.run("reload").returncode == 0
+        started = time.time()
+        s.settimeout(15)
+        assert s.recv(100) == b""
+        assert time.time() - started < 5
+    finally:
+        s.close()
+
+
 def test_several_recipients_one_request(vinst):
     reply, _ = deliver(vinst, "virtual", "", ["a1@localhost", "a2@localhost", ".bad@localhost"],
                        LINES)
