@@ -321,10 +321,10 @@ cleanup_out_commit(struct cleanup_state *st)
     if (!cleanup_out_ok(st))
         goto done;
     queue_path(path, queue, st->queue_id);
-    queue_dir_path(dir, queue, st->queue_id);
     r = rename_noreplace(str_cstr(st->temp_path), str_cstr(path));
     if (r != 0 && errno == ENOENT) {
         /* A hashed subdirectory may not exist yet. */
+        queue_dir_path(dir, queue, st->queue_id);
         if (make_dirs(str_cstr(dir)) == 0)
             r = rename_noreplace(str_cstr(st->temp_path), str_cstr(path));
     }

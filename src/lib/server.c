@@ -376,7 +376,10 @@ server_client_address(socklen_t *len)
     return srv_peer_len ? (const struct sockaddr *) &srv_peer : NULL;
 }
 
-/* accept4() that keeps the peer address for server_client_address(). */
+/*
+ * accept4() that keeps the peer address for server_client_address(). -1
+ * also when another process took the client first; other errors are logged.
+ */
 static int
 accept_client(int lfd)
 {
@@ -386,6 +389,9 @@ accept_client(int lfd)
     if ((fd = accept4(lfd, (struct sockaddr *) &srv_peer, &srv_peer_len, SOCK_CLOEXEC)) < 0
         || srv_peer_len > sizeof(srv_peer))
         srv_peer_len = 0;
+    if (fd < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
+        && errno != ECONNABORTED)
+        log_warn_errno("accept");
     return fd;
 }
 
@@ -398,8 +404,6 @@ accept_waiting(void)
 
         if (fd >= 0)
             return fd;
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-            log_warn_errno("accept");
     }
     return -1;
 }
@@ -472,12 +476,8 @@ single_server_main(int argc, char **argv, const struct server_ops *ops)
             }
             int     fd = accept_client(srv_listen_fds[which - 1]);
 
-            if (fd < 0) {
-                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
-                    && errno != ECONNABORTED)
-                    log_warn_errno("accept");
-                continue;           /* another process took it */
-            }
+            if (fd < 0)
+                continue;           /* another process took it (or logged) */
             /*
              * Serve it, and then whatever client is already waiting, before
              * telling master that we are free again: under load a process

@@ -134,6 +134,7 @@ bool    qmgr_active_full(void);
 void    qmgr_active_result(struct qmgr_message *msg, size_t i, const char *result,
                            const char *dsn, const char *reason, const char *relay);
 void    qmgr_active_sync(struct qmgr_message *msg);
+size_t  qmgr_active_count(const struct qmgr_message *msg, enum qmgr_rstate state);
 void    qmgr_active_check(struct qmgr_message *msg);
 int     qmgr_active_open(const struct qmgr_message *msg);
 void    qmgr_active_free(struct qmgr_message *msg);

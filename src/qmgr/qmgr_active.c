@@ -118,6 +118,16 @@ mark_done(struct qmgr_message *msg, size_t i)
  * never against loss. A message with recipients left keeps its marks
  * synced, so that a later pass never repeats a delivery that was done.
  */
+size_t
+qmgr_active_count(const struct qmgr_message *msg, enum qmgr_rstate state)
+{
+    size_t  n = 0;
+
+    for (size_t i = 0; i < msg->qf.rcpt_count; i++)
+        n += msg->rs[i].state == state;
+    return n;
+}
+
 void
 qmgr_active_sync(struct qmgr_message *msg)
 {
@@ -126,11 +136,7 @@ qmgr_active_sync(struct qmgr_message *msg)
     if (!msg->dirty)
         return;
     msg->dirty = false;
-    size_t  done = 0;
-
-    while (done < msg->qf.rcpt_count && msg->rs[done].state == QMGR_R_DONE)
-        done++;
-    if (done > 0 && done == msg->qf.rcpt_count)
+    if (qmgr_active_count(msg, QMGR_R_DONE) == msg->qf.rcpt_count)
         return;
     if ((fd = qmgr_active_open(msg)) < 0)
         return;

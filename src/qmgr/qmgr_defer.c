@@ -277,20 +277,15 @@ to_deferred(struct qmgr_message *msg, bool warn)
 void
 qmgr_defer_finish(struct qmgr_message *msg)
 {
-    size_t  deferred = 0;
+    size_t  deferred;
     str_t  *why;
     str_t  *path;
 
     qmgr_active_sync(msg);
-    for (size_t i = 0; i < msg->qf.rcpt_count; i++)
-        if (msg->rs[i].state == QMGR_R_DEFERRED)
-            deferred++;
+    deferred = qmgr_active_count(msg, QMGR_R_DEFERRED);
     if (deferred > 0 && qmgr_defer_expired(msg)) {
         expire(msg);
-        deferred = 0;
-        for (size_t i = 0; i < msg->qf.rcpt_count; i++)
-            if (msg->rs[i].state == QMGR_R_DEFERRED)
-                deferred++;
+        deferred = qmgr_active_count(msg, QMGR_R_DEFERRED);
     }
     if (deferred > 0) {
         to_deferred(msg, true);

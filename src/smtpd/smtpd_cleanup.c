@@ -4,12 +4,12 @@
  * A message starts (cleanup_proto.h) at the first accepted recipient
  * (smtpd_delay_open_until_valid_rcpt = yes, as Postfix) or at MAIL FROM,
  * on the cleanup connection this process kept from its last message, else
- * on a new one. The connection receives the envelope records as the transaction goes
- * (T S A*, then O? N? R per recipient), then M, our Received: header, the
- * content lines as N/L records, X and E. Only cleanup's status 0 means the
- * file is committed (fsync'ed and renamed); only then does the client get
- * "250 ... queued as ID". Dropping the connection at any earlier point makes
- * cleanup discard the file.
+ * on a new one. The connection receives the envelope records as the
+ * transaction goes (T S A*, then O? N? R per recipient), then M, our
+ * Received: header, the content lines as N/L records, X and E. Only
+ * cleanup's status 0 means the file is committed (renamed and fsync'ed);
+ * only then does the client get "250 ... queued as ID". Dropping the
+ * connection at any earlier point makes cleanup discard the file.
  *
  * The kept connection: after cleanup's reply to a message the connection
  * goes back to cleanup_kept for the next message, possibly of the next
@@ -17,9 +17,10 @@
  * connect, cleanup's greeting and two status reports to master per
  * message, and since every message asks for CLEANUP_FLAG_MORE, cleanup
  * has the next queue file and its ID ready, so a message costs cleanup
- * one wake-up (its end) instead of two. Since cleanup may have closed a kept connection meanwhile (its
- * ipc_timeout, a reload), a failure to start a message on it is retried
- * once on a new connection: nothing was queued by then. The skeleton's
+ * one wake-up (its end) instead of two. Since cleanup may have closed a
+ * kept connection meanwhile (its ipc_timeout, a reload), a failure to
+ * start a message on it is retried once on a new connection: nothing was
+ * queued by then. The skeleton's
  * idle hook gives it back (smtpd_cleanup_release) when no SMTP client
  * came for a while, so idle smtpd processes do not hold cleanup processes.
  *

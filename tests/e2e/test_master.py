@@ -32,6 +32,33 @@ def test_killed_daemon_is_replaced(instance):
     assert "throttling" not in instance.log()
 
 
+def test_program_that_cannot_be_started_is_throttled(new_instance, tmp_path):
+    # The program went away after the configuration was checked: posix_spawn
+    # fails, which is logged once and throttles the service (no retry loop);
+    # other services go on.
+    inst = new_instance()
+    bad_port = free_port()
+    missing = tmp_path / "no-such-daemon"
+    missing.write_text("#!/bin/sh\nexit 0\n")
+    missing.chmod(0o755)
+    os.chmod(tmp_path, 0o755)
+    inst.append_master_cf(f"127.0.0.1:{bad_port} inet n - n - - {missing}")
+    inst.start()
+    missing.unlink()
+    for _ in range(3):
+        try:
+            with socket.create_connection(("127.0.0.1", bad_port), timeout=5):
+                time.sleep(0.3)
+        except OSError:
+            pass
+    inst.wait_log(rf"cannot start {re.escape(str(missing))}: No such file or directory")
+    time.sleep(1)
+    assert len(re.findall(r"cannot start .*no-such-daemon", inst.log())) == 1
+    s = inst.raw()
+    assert read_reply(s).startswith("220")
+    s.close()
+
+
 def test_daemon_that_dies_at_start_is_throttled(new_instance):
     inst = new_instance()
     bad_port = free_port()
