@@ -22,6 +22,7 @@
  * It writes only in incoming/ and hold/, and connects to private/rewrite
  * and public/qmgr.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -266,16 +267,37 @@ send_reply(struct cleanup_state *st, int status, const char *reason)
     attr_list_free(reply);
 }
 
-/* Create the message's queue file and tell the client its queue ID. */
+/*
+ * True when the client closed its end: an orderly end of input, or a reset
+ * or broken pipe because it went away with our queue ID unread. Between two
+ * messages of a kept connection that is how a connection normally ends
+ * (smtpd exits after max_use, gives the connection back when idle, or is
+ * stopped), so it is not worth a warning.
+ */
 static bool
-open_and_announce(struct cleanup_state *st, stream_t *client, attr_list_t *req)
+client_went_away(stream_t *client)
+{
+    int     e = stream_errno(client);
+
+    return stream_status(client) == STREAM_EOF
+        || (stream_status(client) == STREAM_ERR && (e == ECONNRESET || e == EPIPE));
+}
+
+/*
+ * Create the message's queue file and tell the client its queue ID. With
+ * announce, the previous message is done and the client may be gone
+ * already: that is not logged.
+ */
+static bool
+open_and_announce(struct cleanup_state *st, stream_t *client, attr_list_t *req, bool announce)
 {
     if (!cleanup_out_open(st))
         return false;               /* logged; the client sees the connection close */
     attr_list_reset(req);
     attr_put_str(req, "queue_id", st->queue_id);
     if (attr_write(client, req) != ATTR_OK) {
-        log_warn("%s: lost connection with client before the message", st->queue_id);
+        if (!announce || !client_went_away(client))
+            log_warn("%s: lost connection with client before the message", st->queue_id);
         return false;
     }
     return true;
@@ -308,7 +330,7 @@ cleanup_one(stream_t *client, bool announce)
     enum cleanup_next next = NEXT_END;
 
     state_init(&st, client);
-    if (announce && !open_and_announce(&st, client, req))
+    if (announce && !open_and_announce(&st, client, req, true))
         goto out;
     attr_list_reset(req);
     switch (attr_read(client, NULL, req, err)) {
@@ -316,6 +338,10 @@ cleanup_one(stream_t *client, bool announce)
         break;
     case ATTR_EOF:
         goto out;                   /* a file made in advance is removed by state_free */
+    case ATTR_IOERR:
+        if (client_went_away(client))
+            goto out;               /* closed with our announced queue ID unread */
+        /* FALLTHROUGH */
     default:
         log_warn("bad request from client: %s", str_len(err) ? str_cstr(err) : "read error");
         goto out;
@@ -327,7 +353,7 @@ cleanup_one(stream_t *client, bool announce)
         goto out;
     }
     st.flags = (int) flags;
-    if (!announce && !open_and_announce(&st, client, req))
+    if (!announce && !open_and_announce(&st, client, req, false))
         goto out;
 
     complete = read_records(&st);

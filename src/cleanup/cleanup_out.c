@@ -112,8 +112,10 @@ random_suffix(str_t *out)
 
 /*
  * Open a spare queue file that was just moved to path (queue.h), or remove
- * it and return -1 when it is not what a spare is: an empty regular file
- * of ours with one link (qmgr empties them). The mode loses qmgr's marks
+ * it and return -1 when it is not what a spare is: a regular file of ours
+ * with one link. qmgr empties a spare right after it moves it to spare/,
+ * so one taken in between still holds a finished message: it is emptied
+ * here (everything in spare/ is done with). The mode loses qmgr's marks
  * (0600), and the times are set to now, since the sweep judges a temporary
  * file by its age.
  */
@@ -125,7 +127,8 @@ open_spare(const char *path)
 
     /* Now is its modification time: the sweep must see a fresh temporary file. */
     if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid()
-        && sb.st_nlink == 1 && sb.st_size == 0
+        && sb.st_nlink == 1
+        && (sb.st_size == 0 || ftruncate(fd, 0) == 0)
         && ((sb.st_mode & 07777) == 0600 || fchmod(fd, 0600) == 0)
         && futimens(fd, NULL) == 0)
         return fd;

@@ -238,16 +238,19 @@ FLAG_MORE = 16                          # CLEANUP_FLAG_MORE
 
 
 def test_spare_files_reused_only_when_sound(cinst):
-    """cleanup takes files from spare/ before it creates one, but only empty
-    regular files of its own with one link; anything else is removed, logged,
-    and the message gets a new file. Names that are no slot are left alone."""
+    """cleanup takes files from spare/ before it creates one, but only regular
+    files of its own with one link; anything else is removed, logged, and the
+    message gets a new file. A spare that still holds a finished message (taken
+    before qmgr emptied it) is emptied and used. Names that are no slot are
+    left alone."""
     spare = os.path.join(qdir(cinst), "spare")
     owner = os.stat(os.path.join(qdir(cinst), "incoming"))     # mail_owner's
     outside = os.path.join(cinst.dir, "outside")
     with open(outside, "w") as f:
         f.write("not for cleanup\n")
     with open(os.path.join(spare, "0"), "w") as f:
-        f.write("old message")                          # not empty
+        f.write("old message\n" * 400)                 # not emptied yet: still usable
+    full_ino = os.stat(os.path.join(spare, "0")).st_ino
     os.symlink(outside, os.path.join(spare, "1"))       # a link
     os.link(outside, os.path.join(spare, "2"))          # two names
     open(os.path.join(spare, "junk"), "w").close()      # not a slot name
@@ -260,8 +263,15 @@ def test_spare_files_reused_only_when_sound(cinst):
         assert reply["status"] == "0", reply
         ids.append(qid)
         assert committed(cinst, qid).rcpts == [f"r{i}@example.com"]
-    cinst.wait_log(r"removing unusable spare queue file", count=3)
+    cinst.wait_log(r"removing unusable spare queue file", count=2)
     assert sorted(os.listdir(spare)) == ["junk"]
+    # Only the link and the file with two names were unusable.
+    assert len(re.findall(r"removing unusable spare queue file", cinst.log())) == 2
+    # The full spare became one of the messages, with none of its old bytes.
+    reused = [q for q in ids if os.stat(find_file(cinst, "incoming", q)).st_ino == full_ino]
+    assert len(reused) == 1, ids
+    with open(find_file(cinst, "incoming", reused[0]), "rb") as f:
+        assert b"old message" not in f.read()
     with open(outside) as f:
         assert f.read() == "not for cleanup\n"        # neither followed nor emptied
     assert os.stat(outside).st_nlink == 1
@@ -275,6 +285,29 @@ def test_spare_files_reused_only_when_sound(cinst):
     assert reply["status"] == "0"
     assert os.stat(find_file(cinst, "incoming", qid)).st_ino == ino
     assert sorted(os.listdir(spare)) == ["junk"]
+
+
+def test_kept_connection_closed_with_announced_id_unread(cinst):
+    """A client that closes a kept connection between messages, with the next
+    queue ID unread (smtpd after max_use, or idle), ends it normally: the
+    announced file goes, and nothing is logged as a warning."""
+    before = len(re.findall(r"postern/cleanup\[\d+\]: warning:", cinst.log()))
+    s, r, qid1 = connect(cinst, FLAG_MORE)
+    s.sendall(message())
+    # Neither the reply nor the next ID is read: both wait in our socket
+    # buffer once the message is committed and the next file made.
+    wait_for(lambda: find_file(cinst, "incoming", qid1) is not None
+             and len([f for f in queue_files(cinst) if ".tmp." in f[1]]) == 1,
+             what="the message committed and the next file announced")
+    time.sleep(0.2)
+    s.close()                           # unread data: the close is a reset for cleanup
+    wait_for(lambda: [f for f in queue_files(cinst) if ".tmp." in f[1]] == [],
+             what="the announced file removed")
+    # The connection end was seen (file gone); no warning came with it.
+    qid2, reply = submit(cinst, message())  # and the service is still there
+    assert reply["status"] == "0"
+    log = cinst.log()
+    assert len(re.findall(r"postern/cleanup\[\d+\]: warning:", log)) == before, log[-2000:]
 
 
 def test_several_messages_per_connection_and_announced_ids(cinst):
