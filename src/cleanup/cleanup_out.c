@@ -113,11 +113,10 @@ random_suffix(str_t *out)
 /*
  * Open a spare queue file that was just moved to path (queue.h), or remove
  * it and return -1 when it is not what a spare is: a regular file of ours
- * with one link. qmgr empties a spare right after it moves it to spare/,
- * so one taken in between still holds a finished message: it is emptied
- * here (everything in spare/ is done with). The mode loses qmgr's marks
- * (0600), and the times are set to now, since the sweep judges a temporary
- * file by its age.
+ * with one link. It still holds the finished message qmgr put there, and is
+ * emptied here, before anything is written to it. The mode loses qmgr's
+ * marks (0600), and the times are set to now, since the sweep judges a
+ * temporary file by its age.
  */
 static int
 open_spare(const char *path)

@@ -137,7 +137,7 @@ static const struct queue_dir {
     {"trace", 1, 0, 0700},
     {"flush", 1, 0, 0700},
     {"saved", 1, 0, 0700},
-    {"spare", 1, 0, 0700},      /* emptied queue files for reuse (queue.h) */
+    {"spare", 1, 0, 0700},      /* finished queue files for reuse (queue.h) */
 };
 
 static bool

@@ -349,12 +349,9 @@ queue_spare_put(const char *path)
         full_until = 0;
     for (unsigned i = 0; i < tries; i++) {
         spare_path(slot, sizeof(slot), start + i * (QUEUE_SPARE_SLOTS / SPARE_TRIES));
-        if (renameat2(AT_FDCWD, path, AT_FDCWD, slot, RENAME_NOREPLACE) == 0) {
-            /* Keep the inode, not the delivered message: a spare holds no mail. */
-            if (truncate(slot, 0) == 0 || unlink(slot) == 0 || errno == ENOENT)
-                return 0;
-            return -1;
-        }
+        /* Emptied by the cleanup process that takes it (queue.h). */
+        if (renameat2(AT_FDCWD, path, AT_FDCWD, slot, RENAME_NOREPLACE) == 0)
+            return 0;
         if (errno != EEXIST)
             break;              /* no spare/ (an old instance), no RENAME_NOREPLACE, ... */
         if (i == SPARE_TRIES - 1)

@@ -36,7 +36,7 @@
 #define QUEUE_DEFER     "defer"
 #define QUEUE_TRACE     "trace"
 #define QUEUE_SAVED     "saved"
-#define QUEUE_SPARE     "spare"     /* emptied queue files kept for reuse, not messages */
+#define QUEUE_SPARE     "spare"     /* finished queue files kept for reuse, not messages */
 #define QUEUE_SPARE_SLOTS 256       /* at most this many spare files */
 
 #define QUEUE_ID_MAX    32          /* longest valid queue ID */
@@ -71,10 +71,12 @@ int     queue_move(const char *from_queue, const char *to_queue, const char *id)
  * for its next message instead of creating a file. Creating and removing a
  * file per message costs the file system an inode allocation and release
  * each time, and on ext4 without a journal every new inode is searched
- * for past those released in the last minutes. A spare file is no message:
- * it is emptied when it is put there (no delivered mail lingers), and no
- * queue reader looks in spare/. Both calls are atomic renames, safe between any
- * number of processes.
+ * for past those released in the last minutes. A spare file is no message
+ * (no queue reader looks in spare/), but it keeps the bytes of a finished
+ * one until cleanup takes it: cleanup empties it then, ahead of the next
+ * message, since emptying frees its blocks, which can mean a synchronous
+ * discard on the disk, and qmgr's event loop must not wait for that. Both
+ * calls are atomic renames, safe between any number of processes.
  *
  * queue_spare_put: move the file at path to a free slot; when none is free
  * (or anything fails) remove it instead. After finding no free slot it

@@ -36,6 +36,7 @@
 #include "queue.h"
 #include "rec_type.h"
 #include "rewrite_clnt.h"
+#include "server.h"
 
 /*
  * qmgr_active_full - true when no further message may enter memory.
@@ -384,18 +385,33 @@ admit(const char *id, bool first_pass)
     str_free(err);
 }
 
-/* Walk context: which queue, whether back-off is ignored, what is due. */
-struct scan_ctx {
-    bool    flush;
-    time_t  now;
+/*
+ * A scan of incoming/ or deferred/: the IDs that were due when the
+ * directory was listed, taken a few at a time (QMGR_SCAN_STEP) with the
+ * event loop in between. Reading a queue file and moving it costs file
+ * system calls that wait for directory locks, so a scan of a busy incoming/
+ * done in one go kept qmgr from the agents' replies (and from handing out
+ * more work) for as long as it lasted, while the agents sat idle.
+ */
+#define QMGR_SCAN_STEP 4
+
+struct scan {
+    const char *queue_name;
+    bool    flush;                  /* deferred: regardless of the next-attempt time */
+    time_t  now;                    /* when listed: what is due */
     char  **ids;
-    size_t  n, cap;
+    size_t  n, pos, cap;
+    bool    busy;                   /* a list is being worked through */
+    bool    again, again_flush;     /* asked for meanwhile: list the directory anew after */
 };
+
+static struct scan scan_incoming = {.queue_name = QUEUE_INCOMING};
+static struct scan scan_deferred = {.queue_name = QUEUE_DEFERRED};
 
 static void
 collect(const char *queue_name, const char *id, void *ctx)
 {
-    struct scan_ctx *sc = ctx;
+    struct scan *sc = ctx;
 
     if (strcmp(queue_name, QUEUE_DEFERRED) == 0 && !sc->flush) {
         str_t  *path = str_new(0);
@@ -419,56 +435,107 @@ cmp_ids(const void *a, const void *b)
     return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
+static void
+scan_clear(struct scan *sc)
+{
+    for (size_t j = 0; j < sc->n; j++)
+        mem_free(sc->ids[j]);
+    mem_free(sc->ids);
+    sc->ids = NULL;
+    sc->n = sc->pos = sc->cap = 0;
+    sc->busy = false;
+}
+
+static void scan_step(void *ctx);
+
+static void
+scan_list(struct scan *sc, bool flush)
+{
+    sc->flush = flush;
+    sc->now = clock_now();
+    sc->busy = true;
+    if (queue_walk(sc->queue_name, collect, sc) < 0 && errno != ENOENT)
+        log_warn_errno("scan %s", sc->queue_name);
+    if (sc->n > 1)
+        qsort(sc->ids, sc->n, sizeof(*sc->ids), cmp_ids);
+}
+
+/* Take the next few files of the list; come back after the next events. */
+static void
+scan_step(void *ctx)
+{
+    struct scan *sc = ctx;
+    bool    incoming = sc == &scan_incoming;
+
+    for (int k = 0; k < QMGR_SCAN_STEP && sc->pos < sc->n; k++) {
+        const char *id = sc->ids[sc->pos];
+
+        if (qmgr_active_full()) {
+            /* No room: the tick resumes with a new listing once there is. */
+            if (incoming)
+                qmgr.scan_incoming = true;
+            else {
+                qmgr.scan_deferred = true;
+                qmgr.flush_deferred = sc->flush || sc->again_flush;
+            }
+            sc->again = sc->again_flush = false;
+            scan_clear(sc);
+            return;
+        }
+        sc->pos++;
+        if (queue_move(sc->queue_name, QUEUE_ACTIVE, id) != 0) {
+            if (errno != ENOENT)
+                log_warn_errno("%s: move %s to active", id, sc->queue_name);
+            continue;
+        }
+        admit(id, incoming);
+        qmgr_sched_run();
+    }
+    if (sc->pos < sc->n) {
+        event_timer_add(server_loop(), 0, scan_step, sc);
+        return;
+    }
+    scan_clear(sc);
+    if (sc->again) {
+        bool    flush = sc->again_flush;
+
+        sc->again = sc->again_flush = false;
+        scan_list(sc, flush);
+        event_timer_add(server_loop(), 0, scan_step, sc);
+    }
+}
+
 /*
  * qmgr_active_scan - bring what is due in queue_name (incoming or
  * deferred; flush: deferred mail regardless of its next-attempt time) into
- * active/, oldest first, while there is room. When the limits stop the
- * scan, it is marked to be resumed.
+ * active/, oldest first, while there is room: a few files now, the rest
+ * between the next events. Asked again while a scan is under way, it lists
+ * the directory anew when that one is done. When the limits stop the scan,
+ * it is marked to be resumed.
  */
 void
 qmgr_active_scan(const char *queue_name, bool flush)
 {
-    struct scan_ctx sc = {.flush = flush, .now = clock_now()};
-    bool    incoming = strcmp(queue_name, QUEUE_INCOMING) == 0;
-    size_t  i;
+    struct scan *sc = strcmp(queue_name, QUEUE_INCOMING) == 0 ? &scan_incoming : &scan_deferred;
 
-    if (incoming)
+    if (sc == &scan_incoming)
         qmgr.scan_incoming = false;
     else
         qmgr.scan_deferred = qmgr.flush_deferred = false;
-    if (queue_walk(queue_name, collect, &sc) < 0 && errno != ENOENT)
-        log_warn_errno("scan %s", queue_name);
-    if (sc.n > 1)
-        qsort(sc.ids, sc.n, sizeof(*sc.ids), cmp_ids);
-    for (i = 0; i < sc.n; i++) {
-        if (qmgr_active_full())
-            break;
-        if (queue_move(queue_name, QUEUE_ACTIVE, sc.ids[i]) != 0) {
-            if (errno != ENOENT)
-                log_warn_errno("%s: move %s to active", sc.ids[i], queue_name);
-            continue;
-        }
-        admit(sc.ids[i], incoming);
-        qmgr_sched_run();
+    if (sc->busy) {
+        sc->again = true;
+        sc->again_flush |= flush;
+        return;
     }
-    if (i < sc.n) {
-        if (incoming)
-            qmgr.scan_incoming = true;
-        else {
-            qmgr.scan_deferred = true;
-            qmgr.flush_deferred = flush;
-        }
-    }
-    for (size_t j = 0; j < sc.n; j++)
-        mem_free(sc.ids[j]);
-    mem_free(sc.ids);
+    scan_list(sc, flush);
+    scan_step(sc);
 }
 
 /* Recovery: collect active/ IDs (admit may not run inside the walk). */
 static void
 collect_all(const char *queue_name, const char *id, void *ctx)
 {
-    struct scan_ctx *sc = ctx;
+    struct scan *sc = ctx;
 
     sc->ids = mem_grow_array(sc->ids, &sc->cap, sc->n + 1, sizeof(*sc->ids));
     sc->ids[sc->n++] = mem_strdup(id);
@@ -482,7 +549,7 @@ collect_all(const char *queue_name, const char *id, void *ctx)
 void
 qmgr_active_recover(void)
 {
-    struct scan_ctx sc = {0};
+    struct scan sc = {.queue_name = QUEUE_ACTIVE};
 
     (void) queue_walk(QUEUE_ACTIVE, collect_all, &sc);
     if (sc.n > 1)

@@ -245,13 +245,17 @@ TEST(spare_put_and_take)
     CHECK(stat("active/a", &st) != 0);
     CHECK_INTEQ(queue_spare_take("incoming-x"), -1);
     CHECK(mkdir(QUEUE_SPARE, 0700) == 0);
-    /* A put keeps the inode; a take moves that same inode to the new name. */
+    /*
+     * A put keeps the inode, and its bytes (the taker empties it, not the
+     * putter); a take moves that same inode to the new name.
+     */
     touch("active/b");
+    CHECK(truncate("active/b", 5000) == 0);
     CHECK(stat("active/b", &st) == 0);
     CHECK_INTEQ(queue_spare_put("active/b"), 0);
     CHECK(stat("active/b", &st2) != 0);
     CHECK_INTEQ(queue_spare_take("taken"), 0);
-    CHECK(stat("taken", &st2) == 0 && st2.st_ino == st.st_ino);
+    CHECK(stat("taken", &st2) == 0 && st2.st_ino == st.st_ino && st2.st_size == 5000);
     CHECK_INTEQ(queue_spare_take("taken2"), -1);         /* none left */
     /* Found empty, spare/ is not listed again for 100 ms. */
     touch("active/c");
