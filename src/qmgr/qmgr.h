@@ -145,6 +145,8 @@ void    qmgr_sched_enqueue(struct qmgr_message *msg, size_t i, const char *trans
                            const char *nexthop);
 void    qmgr_sched_run(void);
 void    qmgr_sched_job_done(struct qmgr_queue *q, bool ok);
+void    qmgr_sched_job_requeue(struct qmgr_queue *q, struct qmgr_message *msg, const size_t *rcpt,
+                               size_t n);
 void    qmgr_sched_transport_dead(struct qmgr_transport *tr, const char *reason);
 void    qmgr_sched_revive(bool all);
 void    qmgr_sched_requeue(struct qmgr_queue *q, struct qmgr_message *msg, const size_t *rcpt,

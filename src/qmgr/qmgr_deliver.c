@@ -329,7 +329,9 @@ job_message(struct qmgr_job *job, attr_list_t *al)
 /*
  * A kept connection ended before any byte of the reply: the agent closed it
  * while idle, before it could have read the request. Send the request again
- * over a new connection (once). false when this is no such case or no new
+ * over a new connection (once). When the agents' socket is only busy (its
+ * backlog full), the recipients go back to their queue for the next turn
+ * instead, and the job is gone. false when this is no such case or no new
  * connection could be made.
  */
 static bool
@@ -337,8 +339,21 @@ job_retry_fresh(struct qmgr_job *job)
 {
     int     fd;
 
-    if (!job->reused || job->in_bytes > 0 || (fd = transport_connect(job->queue->tr)) < 0)
+    if (!job->reused || job->in_bytes > 0)
         return false;
+    if ((fd = transport_connect(job->queue->tr)) < 0) {
+        struct qmgr_queue *q = job->queue;
+        struct qmgr_message *msg = job->msg;
+        size_t *rcpt, n = job->n;
+
+        if (errno != EAGAIN)
+            return false;
+        rcpt = mem_memdup(job->rcpt, n * sizeof(*rcpt));
+        job_unlink_free(job);
+        qmgr_sched_job_requeue(q, msg, rcpt, n);
+        mem_free(rcpt);
+        return true;
+    }
     event_fd_del(server_loop(), job->fd);
     (void) close(job->fd);
     job->fd = fd;

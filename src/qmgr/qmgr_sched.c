@@ -397,6 +397,21 @@ qmgr_sched_run(void)
 }
 
 /*
+ * qmgr_sched_job_requeue - a request to q that was under way could not be
+ * sent after all (the agent's socket was only busy): its recipients go back
+ * to the head of q, and its slot is released without judging the
+ * destination.
+ */
+void
+qmgr_sched_job_requeue(struct qmgr_queue *q, struct qmgr_message *msg, const size_t *rcpt,
+                       size_t n)
+{
+    q->active--;
+    q->tr->busy--;
+    qmgr_sched_requeue(q, msg, rcpt, n);
+}
+
+/*
  * qmgr_sched_job_done - a request to q finished (ok: it got a proper reply
  * from the agent). Adjusts the destination's concurrency window.
  */

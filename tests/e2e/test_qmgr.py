@@ -82,6 +82,7 @@ class FakeServer:
         self.parallel = 0
         self.max_parallel = 0
         self.stopping = False
+        self.paused = threading.Event()     # set: accept nothing, connections queue up
         self.threads = []
         try:
             os.unlink(self.path)
@@ -97,6 +98,9 @@ class FakeServer:
 
     def _accept(self):
         while not self.stopping:
+            if self.paused.is_set():
+                time.sleep(0.05)
+                continue
             try:
                 conn, _ = self.sock.accept()
             except socket.timeout:
@@ -276,6 +280,36 @@ def test_kept_connection_closed_under_a_request_is_not_a_failure(qmgr_instance):
         [f"r{i}@one.example" for i in range(3)]
     assert fake.dropped == 2 and fake.connections == 3, (fake.dropped, fake.connections)
     assert "status=deferred" not in inst.log() and "without a reply" not in inst.log()
+
+
+def test_kept_connection_closed_while_the_socket_is_full_requeues(qmgr_instance):
+    # The agent leaves a kept connection as qmgr sends on it, and a new
+    # connection cannot be made because the agents' socket is full (its
+    # backlog taken, EAGAIN): the request waits for the next turn; it is not
+    # a delivery failure, and nothing is deferred.
+    inst = qmgr_instance()
+    fake = qmgr_instance.fake(inst, sent, keep=1, drop_next=True)
+    send(inst, ["r0@one.example"])
+    inst.wait_log(r"qmgr\[\d+\]: \w+: removed", count=1)
+    fake.paused.set()
+    fake.sock.listen(0)                 # one waiting connection fills the backlog
+    time.sleep(0.3)                     # the acceptor is past its last accept()
+    filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    filler.setblocking(False)
+    filler.connect(fake.path)
+    try:
+        send(inst, ["r1@one.example"])
+        wait_for(lambda: fake.dropped == 1, 15, what="the kept connection dropped under a request")
+        time.sleep(1.5)                 # qmgr tries again at its ticks; the socket stays full
+        assert "status=deferred" not in inst.log() and queue_files(inst, "deferred") == []
+    finally:
+        filler.close()
+        fake.sock.listen(64)
+        fake.paused.clear()
+    inst.wait_log(r"qmgr\[\d+\]: \w+: removed", count=2, timeout=15)
+    assert sorted(r for req in fake.requests for r in rcpts_of(req)) == ["r0@one.example",
+                                                                         "r1@one.example"]
+    assert "transport fake:" not in inst.log(), inst.log()[-1500:]
 
 
 def test_fresh_connection_closed_without_reply_defers(qmgr_instance):
