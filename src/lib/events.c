@@ -225,12 +225,24 @@ event_loop_run_once(event_loop_t *loop, int max_wait_ms)
     n = epoll_wait(loop->epfd, evs, 64, wait > 86400000 ? 86400000 : (int) wait);
     if (n < 0 && errno != EINTR)
         log_fatal_errno("epoll_wait");
+    /*
+     * Signals first: a SIGTERM that came with other events is acted on
+     * before them (qmgr must not take its agents' exits, under the same
+     * stop, for failed deliveries).
+     */
+    for (int i = 0; i < n && sig_pipe[0] >= 0; i++) {
+        if (evs[i].data.fd == sig_pipe[0] && event_fd_watched(loop, sig_pipe[0])) {
+            loop->fds[sig_pipe[0]].fn(sig_pipe[0], EVENT_READ, loop->fds[sig_pipe[0]].ctx);
+            evs[i].data.fd = -1;    /* done: skipped below */
+            break;
+        }
+    }
     for (int i = 0; i < n; i++) {
         int     fd = evs[i].data.fd;
         int     what = 0;
 
-        /* A previous callback in this batch may have removed this fd. */
-        if ((size_t) fd >= loop->nfds_cap || loop->fds[fd].fn == NULL)
+        /* Done above, or a previous callback in this batch removed this fd. */
+        if (fd < 0 || (size_t) fd >= loop->nfds_cap || loop->fds[fd].fn == NULL)
             continue;
         if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
             what |= EVENT_READ;

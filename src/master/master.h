@@ -77,6 +77,7 @@ extern struct master_state master;
 bool    master_services_build(const struct mastercf *mc, bool reload);
 void    master_service_update(struct master_service *svc);
 void    master_service_retire(struct master_service *svc);
+void    master_services_unwatch_all(void);
 void    master_services_close_all(void);
 void    master_service_maybe_free(struct master_service *svc);
 

@@ -114,7 +114,14 @@ stop_children(void)
 {
     int64_t deadline = clock_mono_ms() + STOP_GRACE_MS;
 
-    master_services_close_all();
+    /*
+     * SIGTERM first, the sockets closed and removed only when the processes
+     * are gone. Closed first, they made a qmgr still at work (it stops at
+     * its SIGTERM, a moment later) fail its connects to the agents with
+     * ENOENT, and defer mail that was about to be delivered, to be retried
+     * only after the back-off time when the system came up again.
+     */
+    master_services_unwatch_all();
     master_kill_all(SIGTERM);
     while (master.nprocs > 0 && clock_mono_ms() < deadline)
         event_loop_run_once(master.loop, 100);
@@ -125,6 +132,7 @@ stop_children(void)
         while (master.nprocs > 0 && clock_mono_ms() < deadline)
             event_loop_run_once(master.loop, 100);
     }
+    master_services_close_all();
 }
 
 int

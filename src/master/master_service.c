@@ -473,6 +473,19 @@ master_service_maybe_free(struct master_service *svc)
     mem_free(svc);
 }
 
+/*
+ * Stop taking clients on every service, but leave the sockets open and in
+ * place: connects still succeed (and wait) while the processes finish
+ * (master_main.c: stop_children).
+ */
+void
+master_services_unwatch_all(void)
+{
+    for (struct master_service *s = master.services; s; s = s->next)
+        for (int i = 0; i < s->nlisten; i++)
+            event_fd_del(master.loop, s->listen_fds[i]);
+}
+
 void
 master_services_close_all(void)
 {

@@ -124,3 +124,47 @@ def test_kill_everything_mid_stream_loses_no_acknowledged_message(new_instance):
     delivered = maildir_seqs(inst, "dave")
     assert got_250 <= set(delivered)
     assert -1 not in delivered
+
+
+def test_stop_during_deliveries_defers_nothing(new_instance):
+    """postern stop while mail streams in and is delivered: qmgr stops at its
+    SIGTERM before the agents' sockets go away, so no message is deferred
+    (deferred mail would wait out minimal_backoff_time after the restart),
+    and after the start every acknowledged message is delivered at once."""
+    inst = new_instance()
+    inst.start()
+    acked, lock = set(), threading.Lock()
+    stop = threading.Event()
+
+    def session(k):
+        seq = k
+        try:
+            with smtplib.SMTP("127.0.0.1", inst.port, timeout=10) as c:
+                while seq < 2000 and not stop.is_set():
+                    c.sendmail("alice@example.org", [f"u{k % 4}@localhost"], message(seq))
+                    with lock:
+                        acked.add(seq)
+                    seq += 8
+        except (OSError, smtplib.SMTPException):
+            return                      # stopped under it
+
+    threads = [threading.Thread(target=session, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(acked) >= 300, timeout=60, what="300 acknowledged messages")
+    r = inst.run("stop")
+    assert r.returncode == 0, r.stderr
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    log = inst.log()
+    assert "status=deferred" not in log, [l for l in log.splitlines() if "deferred" in l][:5]
+    assert not re.search(r"qmgr\[\d+\]: warning:", log), \
+        [l for l in log.splitlines() if "qmgr[" in l and "warning" in l][:5]
+    deferred = os.path.join(inst.dir, "queue", "deferred")
+    assert [f for _, _, fs in os.walk(deferred) for f in fs] == []
+    with lock:
+        got_250 = set(acked)
+    inst.start()
+    wait_for(lambda: got_250 <= set(sum((maildir_seqs(inst, f"u{i}") for i in range(4)), []))
+             and queue_empty(inst), timeout=60, step=0.5, what="every acknowledged message delivered")

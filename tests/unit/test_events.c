@@ -127,3 +127,44 @@ TEST(signals_arrive_in_the_loop)
     signal(SIGUSR1, SIG_DFL);
     event_loop_free(loop);
 }
+
+/* The order callbacks ran in: 's' for the signal, 'f' for the descriptor. */
+static char order[8];
+static int norder;
+
+static void
+order_sig_cb(int signo, void *ctx)
+{
+    if (norder < (int) sizeof(order) - 1)
+        order[norder++] = 's';
+}
+
+static void
+order_fd_cb(int fd, int events, void *ctx)
+{
+    char    c;
+
+    if (read(fd, &c, 1) == 1 && norder < (int) sizeof(order) - 1)
+        order[norder++] = 'f';
+}
+
+/* A signal that comes with other events runs before them (a SIGTERM first). */
+TEST(signal_runs_before_the_other_events_of_its_batch)
+{
+    event_loop_t *loop = event_loop_new();
+    int     p[2];
+
+    CHECK(pipe(p) == 0);
+    event_signal(loop, SIGUSR2, order_sig_cb, NULL);
+    event_fd_add(loop, p[0], EVENT_READ, order_fd_cb, NULL);
+    /* The descriptor is ready first, the signal after it: both in one batch. */
+    CHECK(write(p[1], "x", 1) == 1);
+    CHECK(kill(getpid(), SIGUSR2) == 0);
+    event_loop_run_once(loop, 100);
+    CHECK_STREQ(order, "sf");
+    signal(SIGUSR2, SIG_DFL);
+    event_fd_del(loop, p[0]);
+    close(p[0]);
+    close(p[1]);
+    event_loop_free(loop);
+}
