@@ -241,27 +241,6 @@ handle_request(struct anvil_client *c, str_t *err)
 
 static void client_io(int fd, int events, void *ctx);
 
-/* Write what is pending; watch for writability only while something is left. */
-static bool
-client_flush(struct anvil_client *c)
-{
-    while (str_len(c->out) > 0) {
-        ssize_t n = write(c->fd, str_cstr(c->out), str_len(c->out));
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-        if (n <= 0)
-            return false;
-        memmove(c->out->data, c->out->data + n, str_len(c->out) - (size_t) n);
-        str_truncate(c->out, str_len(c->out) - (size_t) n);
-    }
-    event_fd_add(server_loop(), c->fd, EVENT_READ | (str_len(c->out) ? EVENT_WRITE : 0),
-                 client_io, c);
-    return true;
-}
-
 static void
 client_io(int fd, int events, void *ctx)
 {
@@ -297,7 +276,7 @@ client_io(int fd, int events, void *ctx)
             str_truncate(c->in, str_len(c->in) - used);
         }
     }
-    if (!client_flush(c))
+    if (!server_client_flush(c->fd, c->out, client_io, c))
         client_close(c);
     str_free(err);
 }
@@ -318,7 +297,7 @@ anvil_accept(int fd, config_t *cfg)
     attr_put_str(hello, "protocol", "anvil");
     attr_encode(hello, c->out);
     attr_list_free(hello);
-    if (!client_flush(c))
+    if (!server_client_flush(c->fd, c->out, client_io, c))
         client_close(c);
 }
 

@@ -538,6 +538,25 @@ server_client_done(void)
     }
 }
 
+bool
+server_client_flush(int fd, str_t *out, event_fd_fn fn, void *ctx)
+{
+    while (str_len(out) > 0) {
+        ssize_t n = send(fd, str_cstr(out), str_len(out), MSG_DONTWAIT | MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0)
+            return false;
+        memmove(out->data, out->data + n, str_len(out) - (size_t) n);
+        str_truncate(out, str_len(out) - (size_t) n);
+    }
+    event_fd_add(srv_loop, fd, EVENT_READ | (str_len(out) ? EVENT_WRITE : 0), fn, ctx);
+    return true;
+}
+
 static void
 event_watch(int fd, int events, void *ctx)
 {

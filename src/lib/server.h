@@ -45,6 +45,7 @@
 
 #include "config.h"
 #include "events.h"
+#include "str.h"
 #include "stream.h"
 
 struct server_ops {
@@ -79,6 +80,14 @@ const char *server_service_type(void);
 event_loop_t *server_loop(void);
 /* Event servers: a client connection was closed. */
 void    server_client_done(void);
+
+/*
+ * For an event server's clients: send what is pending in out (without
+ * waiting), drop what went, and watch fd for reading, and for writing too
+ * while something is left, with fn(ctx). false when the client is gone
+ * (the caller closes it).
+ */
+bool    server_client_flush(int fd, str_t *out, event_fd_fn fn, void *ctx);
 /*
  * Single server: restart the daemon_timeout watchdog, which the skeleton
  * arms for each client; a service that carries many units of work over

@@ -198,3 +198,24 @@ def test_bad_table_is_fatal_and_logged(new_instance):
         return "fatal: transport_maps:" in inst.log()
 
     wait_for(try_connect, timeout=15, step=0.5, what="the fatal log line for the bad table")
+
+
+def test_one_process_serves_many_open_connections(new_instance):
+    """Clients keep their connection for their whole life (smtpd, cleanup,
+    qmgr). With one process allowed, ten open connections are all answered,
+    in turn, while every one of them stays open: no client waits for another
+    to go idle."""
+    inst = new_instance(options=POSTFIX_ROUTING)
+    inst.append_master_cf("rewrite unix - - n - 1 trivial-rewrite")
+    inst.start()
+    conns = [connect(inst) for _ in range(10)]
+    start = time.monotonic()
+    for rnd in range(3):
+        for i, (s, r) in enumerate(conns):
+            assert resolve(s, r, f"u{i}-{rnd}@example.org")["recipient"] == f"u{i}-{rnd}@example.org"
+    assert time.monotonic() - start < 3     # ipc_idle (5 s) would be the wait otherwise
+    # And one of them closing does not disturb the others.
+    conns[0][0].close()
+    for s, r in conns[1:]:
+        assert rewrite(s, r, "local", "user@example.org.")["address"] == "user@example.org"
+        s.close()
