@@ -43,6 +43,7 @@
 #include "server.h"
 
 #define TR_MAX_VALUE    (ADDR_MAX_LEN * 4)  /* longer addresses are refused, not truncated */
+#define TR_MAX_OUT      (32 * TR_MAX_VALUE) /* replies a client may leave unread */
 
 static const struct attr_limits tr_limits = {
     .max_attrs = 8, .max_value = TR_MAX_VALUE, .max_total = 4 * TR_MAX_VALUE,
@@ -205,8 +206,6 @@ handle_request(struct tr_client *c, str_t *why)
     return ok;
 }
 
-static void client_io(int fd, int events, void *ctx);
-
 static void
 client_io(int fd, int events, void *ctx)
 {
@@ -242,9 +241,14 @@ client_io(int fd, int events, void *ctx)
             memmove(c->in->data, c->in->data + used, str_len(c->in) - used);
             str_truncate(c->in, str_len(c->in) - used);
         }
-        /* Requests are small: more than one request's worth unanswered is no client of ours. */
-        if (str_len(c->in) > (size_t) tr_limits.max_total || str_len(c->out) > 4 * TR_MAX_VALUE * 8) {
-            log_warn("bad request from client: too much input without reading the replies");
+        /* Requests and replies are small: no client of ours piles them up. */
+        if (str_len(c->in) > (size_t) tr_limits.max_total) {
+            log_warn("bad request from client: request longer than %zu bytes",
+                     (size_t) tr_limits.max_total);
+            goto drop;
+        }
+        if (str_len(c->out) > TR_MAX_OUT) {
+            log_warn("bad request from client: more than %d bytes of replies not read", TR_MAX_OUT);
             goto drop;
         }
     }
