@@ -342,16 +342,10 @@ job_retry_fresh(struct qmgr_job *job)
     if (!job->reused || job->in_bytes > 0)
         return false;
     if ((fd = transport_connect(job->queue->tr)) < 0) {
-        struct qmgr_queue *q = job->queue;
-        struct qmgr_message *msg = job->msg;
-        size_t *rcpt, n = job->n;
-
         if (errno != EAGAIN)
             return false;
-        rcpt = mem_memdup(job->rcpt, n * sizeof(*rcpt));
+        qmgr_sched_job_requeue(job->queue, job->msg, job->rcpt, job->n);
         job_unlink_free(job);
-        qmgr_sched_job_requeue(q, msg, rcpt, n);
-        mem_free(rcpt);
         return true;
     }
     event_fd_del(server_loop(), job->fd);

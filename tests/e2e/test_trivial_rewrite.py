@@ -219,3 +219,22 @@ def test_one_process_serves_many_open_connections(new_instance):
     for s, r in conns[1:]:
         assert rewrite(s, r, "local", "user@example.org.")["address"] == "user@example.org"
         s.close()
+
+
+def test_client_that_never_reads_its_replies_is_dropped(rw):
+    """Replies pile up in the server only so far: a client that keeps sending
+    requests and reads nothing is let go with a warning, and the service goes
+    on for the others."""
+    s, r = connect(rw)
+    one = encode([("request", "resolve"), ("sender", "s@example.org"),
+                  ("address", "user@example.org")])
+    try:
+        s.sendall(one * 30000)          # about 2 MB of requests, no reply read
+    except OSError:
+        pass                            # dropped while we sent
+    rw.wait_log(r"trivial-rewrite\[\d+\]: warning: bad request from client: "
+                r"more than \d+ bytes of replies not read")
+    s.close()
+    s2, r2 = connect(rw)
+    assert resolve(s2, r2, "other@example.org")["recipient"] == "other@example.org"
+    s2.close()
