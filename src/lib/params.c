@@ -229,6 +229,8 @@ const struct param_def param_table[] = {
           "text after the 220 code in the SMTP greeting"),
     P_INT("smtpd_client_connection_count_limit", "50", 0,
           "most simultaneous connections from one client (0 = no limit)"),
+    P_TIME("smtpd_client_name_cache_time", "60s", 's', 0,
+           "how long an smtpd process reuses a client's verified name for the same address (0 = look up at every connection)"),
     P_STR("smtpd_client_restrictions", "",
           "checks applied to the client address and name"),
     P_BOOL("smtpd_delay_open_until_valid_rcpt", "yes",

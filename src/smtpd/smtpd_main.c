@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "mem.h"
 #include "server.h"
@@ -77,6 +78,90 @@ copy_text(char *dst, size_t size, const char *src)
     dst[n] = 0;
 }
 
+/*
+ * The client's name, accepted only when it resolves back to the address:
+ * 1 with the name in out, 0 when there is none (no reverse name, or one
+ * that does not lead back), -1 when a lookup failed for now.
+ */
+static int
+verified_name(const struct sockaddr_storage *ss, socklen_t len, const char *addr, char *out,
+              size_t size)
+{
+    char    host[NI_MAXHOST];
+    struct addrinfo hints = {.ai_family = ss->ss_family, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res;
+    int     err, found = 0;
+
+    if ((err = getnameinfo((const struct sockaddr *) ss, len, host, sizeof(host), NULL, 0,
+                           NI_NAMEREQD)) != 0)
+        return err == EAI_NONAME ? 0 : -1;
+    if ((err = getaddrinfo(host, NULL, &hints, &res)) != 0) {
+#ifdef EAI_NODATA
+        if (err == EAI_NODATA)
+            return 0;
+#endif
+        return err == EAI_NONAME ? 0 : -1;
+    }
+    for (struct addrinfo *ai = res; ai && !found; ai = ai->ai_next) {
+        char    back[NI_MAXHOST];
+
+        if (getnameinfo(ai->ai_addr, ai->ai_addrlen, back, sizeof(back), NULL, 0,
+                        NI_NUMERICHOST) != 0)
+            continue;
+        /* An IPv4-mapped client was logged (addr) as plain IPv4. */
+        if (strcmp(back, addr) == 0
+            || (strncmp(back, "::ffff:", 7) == 0 && strcmp(back + 7, addr) == 0)) {
+            copy_text(out, size, host);
+            found = 1;
+        }
+    }
+    freeaddrinfo(res);
+    return found;
+}
+
+/*
+ * Answers of verified_name(), kept per process for
+ * smtpd_client_name_cache_time: a client that comes back soon (the next
+ * message of a relay or a list server) costs no new pair of lookups. Only
+ * answers are kept, a name or a definite "none"; a lookup that failed for
+ * now is made again at the next connection. A full table gives up the
+ * entry that expires first.
+ */
+#define NAME_CACHE_SLOTS 16
+
+static struct name_cache_slot {
+    char    addr[INET6_ADDRSTRLEN];
+    char    name[SMTPD_NAME_MAX];       /* "unknown": no verified name */
+    int64_t expires;                    /* clock_mono_ms(); 0: unused */
+} name_cache[NAME_CACHE_SLOTS];
+
+static void
+client_name(struct smtpd_session *s, const struct sockaddr_storage *ss, socklen_t len)
+{
+    long    ttl = config_time(s->cfg, "smtpd_client_name_cache_time");
+    int64_t now = clock_mono_ms();
+    struct name_cache_slot *slot = &name_cache[0];
+    int     rc;
+
+    for (size_t i = 0; ttl > 0 && i < NAME_CACHE_SLOTS; i++) {
+        struct name_cache_slot *c = &name_cache[i];
+
+        if (c->expires > now && strcmp(c->addr, s->addr) == 0) {
+            copy_text(s->name, sizeof(s->name), c->name);
+            return;
+        }
+        if (c->expires < slot->expires)
+            slot = c;
+    }
+    if ((rc = verified_name(ss, len, s->addr, s->name, sizeof(s->name))) != 1)
+        copy_text(s->name, sizeof(s->name), "unknown");
+    if (ttl > 0 && rc >= 0 && strcmp(s->addr, "unknown") != 0) {
+        copy_text(slot->addr, sizeof(slot->addr), s->addr);
+        copy_text(slot->name, sizeof(slot->name), s->name);
+        slot->expires = now + (int64_t) ttl * 1000;
+    }
+}
+
 /* Find the client's address and a verified name ("unknown" when none). */
 static void
 identify_client(struct smtpd_session *s)
@@ -111,28 +196,8 @@ identify_client(struct smtpd_session *s)
         if (cstr_parse_long(serv, &port) == 0)
             s->port = (int) port;
     }
-    /* Reverse name, accepted only when it resolves back to the address. */
-    if (config_bool(s->cfg, "smtpd_peername_lookup")
-        && getnameinfo((struct sockaddr *) &ss, len, host, sizeof(host), NULL, 0, NI_NAMEREQD) == 0) {
-        struct addrinfo hints = {.ai_family = ss.ss_family, .ai_socktype = SOCK_STREAM};
-        struct addrinfo *res;
-
-        if (getaddrinfo(host, NULL, &hints, &res) == 0) {
-            for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-                char    back[NI_MAXHOST];
-
-                if (getnameinfo(ai->ai_addr, ai->ai_addrlen, back, sizeof(back), NULL, 0,
-                                NI_NUMERICHOST) == 0
-                    && getnameinfo((struct sockaddr *) &ss, len, serv, sizeof(serv), NULL, 0,
-                                   NI_NUMERICHOST) == 0
-                    && strcmp(back, serv) == 0) {
-                    copy_text(s->name, sizeof(s->name), host);
-                    break;
-                }
-            }
-            freeaddrinfo(res);
-        }
-    }
+    if (config_bool(s->cfg, "smtpd_peername_lookup"))
+        client_name(s, &ss, len);
 }
 
 static struct smtpd_counter *

@@ -1,8 +1,12 @@
 """smtpd session layer: greeting, EHLO, limits, logging."""
+import os
 import re
+import signal
 import smtplib
+import subprocess
+import time
 
-from conftest import read_reply
+from conftest import read_reply, wait_for
 
 
 def test_ehlo_and_logging(instance):
@@ -123,3 +127,57 @@ def test_swaks_client(instance):
                         "--ehlo", "swaks.example"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "250-PIPELINING" in r.stdout
+
+
+RESOLVER_FILES = ("/etc/hosts", "/etc/resolv.conf", "/etc/host.conf", "/etc/nsswitch.conf")
+
+
+def resolver_files_read_by_second_session(inst):
+    """Two sessions in a row on the one smtpd process; the resolver files the
+    second one made that process open or stat (traced with strace)."""
+    with open(inst.master_cf) as f:
+        lines = f.read().splitlines(True)
+    with open(inst.master_cf, "w") as f:
+        for line in lines:
+            fields = line.split()
+            if len(fields) >= 8 and fields[1] == "inet" and fields[7] == "smtpd":
+                fields[6] = "1"                 # one process: both sessions meet the same one
+                line = " ".join(fields) + "\n"
+            f.write(line)
+    inst.start()
+    with inst.smtp() as c:
+        c.ehlo("client.example")
+    inst.wait_log(r"disconnect from localhost\[127\.0\.0\.1\]")
+    pids = inst.children("smtpd")
+    assert len(pids) == 1, pids
+    trace = os.path.join(inst.dir, "strace.out")
+    tracer = subprocess.Popen(["strace", "-qq", "-o", trace, "-e",
+                               "trace=open,openat,stat,newfstatat,access", "-p", str(pids[0])],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: os.path.exists(trace), what="strace started")
+        time.sleep(0.5)
+        with inst.smtp() as c:
+            c.ehlo("client.example")
+        inst.wait_log(r"disconnect from localhost\[127\.0\.0\.1\]", count=2)
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=10)
+    assert inst.children("smtpd") == pids, "the second session had another process"
+    with open(trace, errors="replace") as f:
+        text = f.read()
+    return [name for name in RESOLVER_FILES if f'"{name}"' in text]
+
+
+def test_client_name_is_reused_within_cache_time(new_instance):
+    # The name localhost, verified for 127.0.0.1 at the first connection, is
+    # reused by the same process: no new reverse and forward lookup.
+    inst = new_instance()
+    assert resolver_files_read_by_second_session(inst) == []
+    assert len(re.findall(r"connect from localhost\[127\.0\.0\.1\]$", inst.log(), re.M)) == 2
+
+
+def test_client_name_cache_time_zero_looks_up_every_time(new_instance):
+    inst = new_instance(options=["smtpd_client_name_cache_time=0"])
+    assert resolver_files_read_by_second_session(inst) != []
+    assert len(re.findall(r"connect from localhost\[127\.0\.0\.1\]$", inst.log(), re.M)) == 2
