@@ -20,10 +20,12 @@
  *
  * Durability: a mailbox delivery is reported successful only after the
  * data (and for Maildir the new/ directory entry) is on disk. A Maildir
- * file is written in tmp/, renamed into new/ and then fsync'ed: on Linux
- * that one fsync makes the data and the new name durable (the reasoning
- * is in src/cleanup/cleanup_out.c), where a sync of the file before the
- * move and of new/ after it cost two device flushes. The file is complete
+ * file is written as an unnamed file in tmp/ (O_TMPFILE) and linked into
+ * new/, or where that cannot be done written under its name in tmp/ and
+ * renamed into new/; then it is fsync'ed: on Linux that one fsync makes
+ * the data and the new name durable (the reasoning is in
+ * src/cleanup/cleanup_out.c), where a sync of the file before the move
+ * and of new/ after it cost two device flushes. The file is complete
  * when it appears in new/; only a power loss before the fsync ends could
  * leave a partly written copy there, and the message, not yet reported
  * delivered, is then delivered again.
@@ -857,6 +859,34 @@ maildir_name(str_t *out)
     }
 }
 
+/* Whether this process writes only named files in tmp/ (see deliver_maildir). */
+static bool maildir_named_only;
+
+void
+deliver_maildir_named(bool on)
+{
+    maildir_named_only = on;
+}
+
+/*
+ * Give the unnamed file fd the name "name" in directory dfd, refusing to
+ * replace anything. linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH, which
+ * an agent running as a mailbox owner lacks; the /proc/self/fd link does
+ * the same without it. -1 with errno ENOENT or EPERM when neither can.
+ */
+static int
+link_unnamed(int fd, int dfd, const char *name)
+{
+    char    proc[64];
+
+    if (linkat(fd, "", dfd, name, AT_EMPTY_PATH) == 0)
+        return 0;
+    if (errno != ENOENT && errno != EPERM)
+        return -1;
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW);
+}
+
 int
 deliver_maildir(struct deliver_request *rq, size_t i, const char *dir, str_t *why)
 {
@@ -912,21 +942,53 @@ deliver_maildir(struct deliver_request *rq, size_t i, const char *dir, str_t *wh
     }
 
     maildir_name(name);
-    fd = openat(tmpfd, str_cstr(name), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = fail(why, errno, false, "cannot create %s/tmp/%s", str_cstr(path), str_cstr(name));
-        goto out;
-    }
-    in_tmp = true;
     make_headers(rq, i, rp, dt);
     headers[0] = str_cstr(rp);
     headers[1] = str_cstr(dt);
     headers[2] = NULL;
-    if (deliver_copy(rq, fd, headers, 0, why) != 0) {
-        str_append_cstr(path, "/tmp/");
-        rc = fail_copy(why, errno, str_cstr(path), str_cstr(name));
-        str_truncate(path, str_len(path) - 5);
-        goto out;
+    /*
+     * The message goes to an unnamed file (O_TMPFILE) in tmp/, which is
+     * linked into new/ when complete; a failure or a crash on the way
+     * leaves nothing behind. Where the file system has no unnamed files, or
+     * the link is impossible (no /proc in a chroot), the file is named in
+     * tmp/ and renamed into new/, as the Maildir convention describes.
+     */
+    for (bool named = maildir_named_only;;) {
+        if (!named) {
+            fd = openat(tmpfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+            if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+                maildir_named_only = named = true;
+                continue;
+            }
+        } else {
+            fd = openat(tmpfd, str_cstr(name), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW
+                        | O_CLOEXEC, 0600);
+            in_tmp = fd >= 0;
+        }
+        if (fd < 0) {
+            rc = fail(why, errno, false, "cannot create %s/tmp/%s", str_cstr(path),
+                      str_cstr(name));
+            goto out;
+        }
+        if (deliver_copy(rq, fd, headers, 0, why) != 0) {
+            str_append_cstr(path, "/tmp/");
+            rc = fail_copy(why, errno, str_cstr(path), str_cstr(name));
+            str_truncate(path, str_len(path) - 5);
+            goto out;
+        }
+        if (named)
+            break;
+        if (link_unnamed(fd, newfd, str_cstr(name)) == 0)
+            goto linked;
+        if (errno != ENOENT && errno != EPERM) {
+            rc = fail(why, errno, false, "cannot link %s/tmp/%s into new/", str_cstr(path),
+                      str_cstr(name));
+            goto out;
+        }
+        /* This process cannot link an unnamed file: it names its files from now on. */
+        close(fd);
+        fd = -1;
+        maildir_named_only = named = true;
     }
     /* Into new/ under the same unique name, replacing nothing; then one fsync (see the top). */
     if (renameat2(tmpfd, str_cstr(name), newfd, str_cstr(name), RENAME_NOREPLACE) != 0
@@ -937,6 +999,7 @@ deliver_maildir(struct deliver_request *rq, size_t i, const char *dir, str_t *wh
         goto out;
     }
     in_tmp = false;
+linked:
     {
         int     cfd = fd, err = 0;
 

@@ -124,8 +124,14 @@ int     deliver_copy(struct deliver_request *rq, int fd, const char *const *head
  */
 #define DELIVER_FAIL_TEMP  (-1)     /* try again later (ENOSPC, lock busy, ...) */
 #define DELIVER_FAIL_PERM  (-2)     /* will never work (symlink, not a mailbox) */
-/* Maildir: dir/tmp/UNIQUE -> dir/new/UNIQUE; creates dir/{tmp,new,cur} when tmp or new is missing. */
+/*
+ * Maildir: an unnamed file in dir/tmp linked as dir/new/UNIQUE (or, where
+ * that is impossible, dir/tmp/UNIQUE renamed to dir/new/UNIQUE); creates
+ * dir/{tmp,new,cur} when tmp or new is missing.
+ */
 int     deliver_maildir(struct deliver_request *rq, size_t i, const char *dir, str_t *why);
+/* true: from now on, name every Maildir file in tmp/ (the fallback; for tests). */
+void    deliver_maildir_named(bool on);
 /* mbox: append with a dot-lock (path.lock) and an fcntl lock; truncates back on error. */
 int     deliver_mbox(struct deliver_request *rq, size_t i, const char *path, str_t *why);
 /*

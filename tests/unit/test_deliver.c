@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "attr.h"
@@ -322,6 +323,73 @@ TEST(maildir_delivery)
     CHECK(stat("mail/example.com/bob/cur", &st) == 0 && S_ISDIR(st.st_mode));
     str_free(why);
     str_free(path);
+    deliver_request_free(rq);
+}
+
+/*
+ * A delivery into mail/NAME by a child that SIGXFSZ kills at its first
+ * write beyond 10 bytes; the number of files it leaves in tmp/ and new/.
+ */
+static int
+killed_mid_write(struct deliver_request *rq, const char *name)
+{
+    char    dir[64], sub[80];
+    int     status = 0, left = 0;
+    pid_t   pid;
+
+    snprintf(dir, sizeof(dir), "mail/%s", name);
+    if ((pid = fork()) == 0) {
+        struct rlimit lim, nocore = {0, 0};
+        str_t  *why = str_new(0);
+
+        signal(SIGXFSZ, SIG_DFL);
+        setrlimit(RLIMIT_CORE, &nocore);
+        if (getrlimit(RLIMIT_FSIZE, &lim) != 0)
+            _exit(2);
+        lim.rlim_cur = 10;
+        setrlimit(RLIMIT_FSIZE, &lim);
+        deliver_maildir(rq, 0, dir, why);
+        _exit(0);
+    }
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ);
+    for (int k = 0; k < 2; k++) {
+        char    cmd[128], line[512];
+        FILE   *p;
+
+        snprintf(sub, sizeof(sub), "%s/%s", dir, k ? "new" : "tmp");
+        snprintf(cmd, sizeof(cmd), "ls -A %s", sub);
+        if ((p = popen(cmd, "r")) == NULL)
+            return -1;
+        while (fgets(line, sizeof(line), p))
+            left++;
+        pclose(p);
+    }
+    return left;
+}
+
+TEST(maildir_agent_killed_mid_write_leaves_nothing)
+{
+    setup();
+    off_t   off = write_queue_file("joe@example.com", simple_lines, 7);
+    struct deliver_request *rq = make_request("joe@example.com", off, "bob@example.com");
+    str_t  *why = str_new(0);
+
+    /* The message is an unnamed file until it is complete. */
+    CHECK_INTEQ(killed_mid_write(rq, "crash"), 0);
+    /* Named files (the fallback) leave the partial file in tmp/, as Maildir readers expect. */
+    deliver_maildir_named(true);
+    CHECK_INTEQ(killed_mid_write(rq, "crash-named"), 1);
+    CHECK(only_file("mail/crash-named/new") == NULL);
+    /* The fallback delivers like the default. */
+    CHECK_INTEQ(deliver_maildir(rq, 0, "mail/named", why), 0);
+    char   *name = only_file("mail/named/new");
+
+    CHECK(name != NULL);
+    CHECK(only_file("mail/named/tmp") == NULL);
+    mem_free(name);
+    deliver_maildir_named(false);
+    str_free(why);
     deliver_request_free(rq);
 }
 
