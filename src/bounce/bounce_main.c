@@ -431,6 +431,7 @@ main(int argc, char **argv)
         .name = "bounce",
         .post_init = bounce_post_init,
         .service = bounce_service,
+        .finish_on_term = true,     /* end the request under way at a stop */
     };
 
     single_server_main(argc, argv, &ops);

@@ -42,6 +42,7 @@ main(int argc, char **argv)
         .name = "discard",
         .post_init = discard_post_init,
         .service = discard_service,
+        .finish_on_term = true,     /* end the request under way at a stop */
     };
 
     single_server_main(argc, argv, &ops);

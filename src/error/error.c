@@ -105,6 +105,7 @@ main(int argc, char **argv)
         .name = "error",
         .post_init = error_post_init,
         .service = error_service,
+        .finish_on_term = true,     /* end the request under way at a stop */
     };
     const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 

@@ -40,6 +40,10 @@ static long srv_max_use;
 static long srv_uses;
 static int srv_clients;
 
+/* single server with ops->finish_on_term: a SIGTERM seen by the waits. */
+static volatile sig_atomic_t srv_term;
+static int srv_term_pipe[2] = {-1, -1};
+
 static void watchdog_init(void);
 
 const char *
@@ -319,31 +323,72 @@ watchdog_stop(void)
     wd_deadline_ms = 0;
 }
 
+/*
+ * SIGTERM for a single server that finishes its client: noted, and a byte
+ * in a pipe that the waits watch, so that a signal just before a wait
+ * still ends it.
+ */
+static void
+term_note(int sig)
+{
+    int     saved = errno;
+    ssize_t n;
+
+    (void) sig;
+    srv_term = 1;
+    n = write(srv_term_pipe[1], "", 1);
+    (void) n;
+    errno = saved;
+}
+
+static void
+term_init(void)
+{
+    struct sigaction sa = {.sa_handler = term_note, .sa_flags = SA_RESTART};
+
+    if (pipe2(srv_term_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
+        log_fatal_errno("pipe2");
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) != 0)
+        log_fatal_errno("sigaction SIGTERM");
+}
+
+/* Should this single server take no further client or request? */
+static bool
+single_done(void)
+{
+    return srv_exit_requested || srv_term || srv_master_gone
+        || (srv_max_use > 0 && srv_uses >= srv_max_use);
+}
+
 bool
 server_take_another(stream_t *client, int timeout_ms)
 {
-    struct pollfd p[2] = {
+    struct pollfd p[3] = {
         {.fd = stream_fd(client), .events = POLLIN},
         {.fd = MASTER_WATCH_FD, .events = POLLIN},
+        {.fd = srv_term_pipe[0], .events = POLLIN},     /* -1: not watched */
     };
     int64_t deadline = clock_mono_ms() + timeout_ms;
     int     n = 0;
 
-    if (srv_exit_requested || srv_master_gone || (srv_max_use > 0 && srv_uses >= srv_max_use))
+    if (single_done())
         return false;
-    /* Wait for the client and for master's pipe at once: a stop is seen at once. */
+    /* Wait for the client, master's pipe and a SIGTERM at once: a stop is seen at once. */
     while (stream_pending(client) == 0) {
         int64_t left = deadline - clock_mono_ms();
 
-        if (left <= 0)
+        if (left <= 0 || srv_term)
             return false;
-        n = poll(p, 2, (int) (left > 86400000 ? 86400000 : left));
+        n = poll(p, 3, (int) (left > 86400000 ? 86400000 : left));
         if (n < 0 && errno != EINTR)
             return false;
         if (n > 0 && p[1].revents) {
             srv_master_gone = true;
             return false;
         }
+        if (srv_term)
+            return false;
         if (n > 0)
             break;
     }
@@ -411,7 +456,7 @@ accept_waiting(void)
 void
 single_server_main(int argc, char **argv, const struct server_ops *ops)
 {
-    struct epoll_event evs[MASTER_MAX_LISTEN + 1];
+    struct epoll_event evs[MASTER_MAX_LISTEN + 2];
     int     epfd;
 
     server_init(argc, argv, ops);
@@ -436,6 +481,13 @@ single_server_main(int argc, char **argv, const struct server_ops *ops)
         if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
             log_fatal_errno("epoll_ctl");
     }
+    if (ops->finish_on_term) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
+
+        term_init();
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, srv_term_pipe[0], &ev) != 0)
+            log_fatal_errno("epoll_ctl");
+    }
     bool    idle_called = true;     /* ops->idle runs once per idle period */
     int64_t idle_since = clock_mono_ms();
 
@@ -444,7 +496,7 @@ single_server_main(int argc, char **argv, const struct server_ops *ops)
         int64_t waited;
 
         /* master_gone() was asked after the last client; epoll_wait watches the pipe. */
-        if (srv_exit_requested || srv_master_gone || (srv_max_use > 0 && srv_uses >= srv_max_use))
+        if (single_done())
             server_exit(0);
         /* Wait for a client; after SERVER_IDLE_MS without one, run ops->idle once. */
         waited = clock_mono_ms() - idle_since;
@@ -453,7 +505,7 @@ single_server_main(int argc, char **argv, const struct server_ops *ops)
             server_exit(0);         /* idle for max_idle */
         if (!idle_called && (wait_ms < 0 || wait_ms > SERVER_IDLE_MS - waited))
             wait_ms = SERVER_IDLE_MS - waited > 0 ? (int) (SERVER_IDLE_MS - waited) : 0;
-        n = epoll_wait(epfd, evs, srv_nlisten + 1, wait_ms);
+        n = epoll_wait(epfd, evs, srv_nlisten + 2, wait_ms);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -474,6 +526,8 @@ single_server_main(int argc, char **argv, const struct server_ops *ops)
                 srv_master_gone = true;
                 break;
             }
+            if (which == UINT32_MAX)
+                break;              /* SIGTERM: srv_term is checked at the top */
             int     fd = accept_client(srv_listen_fds[which - 1]);
 
             if (fd < 0)
@@ -494,8 +548,7 @@ single_server_main(int argc, char **argv, const struct server_ops *ops)
                 ops->service(st, srv_cfg);
                 watchdog_stop();
                 stream_close(st);
-                if (srv_exit_requested || (srv_max_use > 0 && srv_uses >= srv_max_use)
-                    || master_gone())
+                if (single_done() || master_gone())
                     break;
             } while ((fd = accept_waiting()) >= 0);
             report(MASTER_STAT_AVAIL);
@@ -569,6 +622,10 @@ event_watch(int fd, int events, void *ctx)
 static void
 event_sigterm(int signo, void *ctx)
 {
+    if (srv_ops->on_term) {
+        srv_ops->on_term();         /* it asks for the exit when it is done */
+        return;
+    }
     server_exit(0);                 /* runs pre_exit, e.g. anvil's statistics */
 }
 

@@ -67,6 +67,21 @@ struct server_ops {
      * kept to other services (smtpd's cleanup connection).
      */
     void    (*idle)(void);
+    /*
+     * single server, optional: SIGTERM lets the client under way finish
+     * (a delivery agent ends its request and replies) instead of ending
+     * the process at once; the process then exits when ops->service
+     * returns or asks server_take_another() for more. master's stop
+     * grace period bounds the wait.
+     */
+    bool    finish_on_term;
+    /*
+     * event server, optional: SIGTERM calls this instead of ending the
+     * process at once; the daemon starts no new work and calls
+     * server_request_exit() when the work under way is done (qmgr waits
+     * for the replies to the requests it sent).
+     */
+    void    (*on_term)(void);
 };
 
 #define SERVER_IDLE_MS  1000        /* quiet time before ops->idle runs */

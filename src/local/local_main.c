@@ -534,6 +534,7 @@ main(int argc, char **argv)
         .name = "local",
         .post_init = local_post_init,
         .service = local_service,
+        .finish_on_term = true,     /* end the request under way at a stop */
     };
 
     single_server_main(argc, argv, &ops);

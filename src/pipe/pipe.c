@@ -853,6 +853,7 @@ main(int argc, char **argv)
         .pre_init = pipe_pre_init,
         .post_init = pipe_post_init,
         .service = pipe_service,
+        .finish_on_term = true,     /* end the request under way at a stop */
     };
 
     single_server_main(argc, argv, &ops);

@@ -123,6 +123,8 @@ struct qmgr_state {
     struct qmgr_message *msgs;  /* list of messages in memory */
     bool    scan_incoming, scan_deferred, flush_deferred;
     int64_t next_deferred_scan_ms;
+    bool    stopping;           /* SIGTERM: no new requests, exit when the sent ones end */
+    int64_t stop_deadline_ms;   /* exit then even without their replies */
 };
 
 extern struct qmgr_state qmgr;
@@ -160,6 +162,7 @@ int     qmgr_deliver_start(struct qmgr_queue *q, struct qmgr_message *msg, size_
 void    qmgr_deliver_tick(void);
 void    qmgr_deliver_pool_drop(struct qmgr_transport *tr);    /* close its kept connections */
 size_t  qmgr_deliver_count(void);
+void    qmgr_deliver_stop(void);    /* at SIGTERM: drop what was not sent */
 
 /* qmgr_defer.c */
 #define QMGR_LOG_BOUNCE "bounce"

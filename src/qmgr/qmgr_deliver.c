@@ -208,6 +208,8 @@ job_unlink_free(struct qmgr_job *job)
     if (job->next)
         job->next->prev = job->prev;
     njobs--;
+    if (qmgr.stopping && njobs == 0)
+        server_request_exit();      /* the last reply of a stop is in */
     if (job->fd >= 0) {
         event_fd_del(server_loop(), job->fd);
         (void) close(job->fd);
@@ -330,9 +332,9 @@ job_message(struct qmgr_job *job, attr_list_t *al)
  * A kept connection ended before any byte of the reply: the agent closed it
  * while idle, before it could have read the request. Send the request again
  * over a new connection (once). When the agents' socket is only busy (its
- * backlog full), the recipients go back to their queue for the next turn
- * instead, and the job is gone. false when this is no such case or no new
- * connection could be made.
+ * backlog full), or during a stop, the recipients go back to their queue
+ * for the next turn instead, and the job is gone. false when this is no
+ * such case or no new connection could be made.
  */
 static bool
 job_retry_fresh(struct qmgr_job *job)
@@ -341,8 +343,9 @@ job_retry_fresh(struct qmgr_job *job)
 
     if (!job->reused || job->in_bytes > 0)
         return false;
-    if ((fd = transport_connect(job->queue->tr)) < 0) {
-        if (errno != EAGAIN)
+    /* At a stop the agents are ending too: the request waits in active/. */
+    if (qmgr.stopping || (fd = transport_connect(job->queue->tr)) < 0) {
+        if (!qmgr.stopping && errno != EAGAIN)
             return false;
         qmgr_sched_job_requeue(job->queue, job->msg, job->rcpt, job->n);
         job_unlink_free(job);
@@ -521,6 +524,28 @@ qmgr_deliver_start(struct qmgr_queue *q, struct qmgr_message *msg, size_t *rcpt,
         event_fd_add(server_loop(), fd, EVENT_READ, job_event, job);
     }
     return 0;
+}
+
+/*
+ * qmgr_deliver_stop - qmgr got SIGTERM: close the kept connections, and
+ * give up the requests that no agent has seen (still waiting for the
+ * greeting, or not yet written), so that what remains are requests whose
+ * agents finish and reply before they exit. Their recipients stay in
+ * active/ for the next start.
+ */
+void
+qmgr_deliver_stop(void)
+{
+    pool_drop(NULL, INT64_MAX);
+    for (struct qmgr_job *job = jobs, *next; job; job = next) {
+        next = job->next;
+        if (job->state == JOB_GREETING || (job->state == JOB_SENDING && job->out_off == 0)) {
+            qmgr_sched_job_requeue(job->queue, job->msg, job->rcpt, job->n);
+            job_unlink_free(job);
+        }
+    }
+    if (njobs == 0)
+        server_request_exit();
 }
 
 /*

@@ -31,6 +31,7 @@
 
 #define QMGR_TICK_MS            1000    /* housekeeping period */
 #define QMGR_INCOMING_SCAN_S    5       /* incoming/ even without a wake-up */
+#define QMGR_STOP_WAIT_MS       5000    /* for replies at a stop; master waits 10 s */
 
 struct qmgr_state qmgr;
 
@@ -42,6 +43,15 @@ tick(void *ctx)
 {
     int64_t now = clock_mono_ms();
 
+    if (qmgr.stopping) {
+        if (now >= qmgr.stop_deadline_ms) {
+            log_info("stop: %zu delivery request(s) without a reply; their mail stays in active/",
+                     qmgr_deliver_count());
+            server_request_exit();
+        }
+        event_timer_add(server_loop(), QMGR_TICK_MS, tick, NULL);
+        return;
+    }
     qmgr_deliver_tick();
     qmgr_sched_revive(false);
     if (now >= next_incoming_scan_ms || qmgr.scan_incoming) {
@@ -64,6 +74,8 @@ qmgr_trigger(const char *buf, size_t len, config_t *cfg)
 {
     bool    incoming = false, deferred = false, flush = false;
 
+    if (qmgr.stopping)
+        return;
     for (size_t i = 0; i < len; i++) {
         switch (buf[i]) {
         case IPC_TRIGGER_WAKEUP:
@@ -88,6 +100,22 @@ qmgr_trigger(const char *buf, size_t len, config_t *cfg)
         qmgr_active_scan(QUEUE_DEFERRED, flush);
     }
     qmgr_sched_run();
+}
+
+/*
+ * SIGTERM: start nothing new and wait (QMGR_STOP_WAIT_MS at most) for the
+ * replies to the requests already sent: the agents finish those before they
+ * exit, so what was delivered is marked done and is not delivered again
+ * after the restart, and nothing is deferred only because of the stop.
+ */
+static void
+qmgr_on_term(void)
+{
+    if (qmgr.stopping)
+        return;
+    qmgr.stopping = true;
+    qmgr.stop_deadline_ms = clock_mono_ms() + QMGR_STOP_WAIT_MS;
+    qmgr_deliver_stop();
 }
 
 static void
@@ -127,6 +155,7 @@ main(int argc, char **argv)
         .post_init = qmgr_post_init,
         .trigger = qmgr_trigger,
         .persistent = true,
+        .on_term = qmgr_on_term,
     };
 
     event_server_main(argc, argv, &ops);

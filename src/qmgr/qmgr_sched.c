@@ -388,6 +388,8 @@ run_transport(struct qmgr_transport *tr)
 void
 qmgr_sched_run(void)
 {
+    if (qmgr.stopping)
+        return;                     /* SIGTERM: only the replies under way */
     for (struct qmgr_transport *tr = transports; tr; tr = tr->next) {
         if (tr->dead_until_ms)
             drain_dead(tr);

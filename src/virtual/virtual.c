@@ -619,6 +619,7 @@ main(int argc, char **argv)
         .name = "virtual",
         .post_init = virtual_post_init,
         .service = virtual_service,
+        .finish_on_term = true,     /* end the request under way at a stop */
         .pre_exit = virtual_pre_exit,
     };
 

@@ -3,9 +3,12 @@ delivers mail for NAME@localhost into DIR/mail/NAME/, each message once, and
 a crash of every process loses nothing that was acknowledged."""
 import email
 import os
+import pwd
 import re
+import shutil
 import signal
 import smtplib
+import tempfile
 import threading
 
 from conftest import wait_for
@@ -168,3 +171,43 @@ def test_stop_during_deliveries_defers_nothing(new_instance):
     inst.start()
     wait_for(lambda: got_250 <= set(sum((maildir_seqs(inst, f"u{i}") for i in range(4)), []))
              and queue_empty(inst), timeout=60, step=0.5, what="every acknowledged message delivered")
+
+
+def test_stop_lets_a_delivery_under_way_finish(new_instance):
+    """postern stop while a pipe command runs: the agent finishes that request
+    and replies, and qmgr waits for the reply and marks the recipient done
+    before it exits, so the message is neither deferred nor delivered again
+    after the restart."""
+    base = tempfile.mkdtemp(prefix="postern-stop-", dir="/tmp")
+    try:
+        os.chmod(base, 0o777)
+        started, out = os.path.join(base, "started"), os.path.join(base, "out")
+        cmd = os.path.join(base, "slow")
+        with open(cmd, "w") as f:
+            f.write(f"#!/bin/sh\n: > {started}\nsleep 2\ncat > /dev/null\necho run >> {out}\n")
+        os.chmod(cmd, 0o755)
+        user = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.getuid()).pw_name
+        inst = new_instance(options=["default_transport=slowpipe"])
+        inst.append_master_cf(f"slowpipe unix - n n - - pipe user={user} argv={cmd}")
+        inst.start()
+        with inst.smtp() as c:
+            assert c.sendmail("alice@example.org", ["someone@example.net"], message(1)) == {}
+        wait_for(lambda: os.path.exists(started), timeout=20, what="the command to start")
+        r = inst.run("stop")
+        assert r.returncode == 0, r.stderr
+        with open(out) as f:
+            assert f.read() == "run\n"
+        log = inst.log()
+        assert re.search(r"pipe\[\d+\]: \w+: to=<someone@example\.net>, relay=slowpipe, .*status=sent", log)
+        assert "status=deferred" not in log
+        assert not re.search(r"qmgr\[\d+\]: warning:", log)
+        queue = os.path.join(inst.dir, "queue")
+        left = [f for q in ("active", "deferred", "incoming") for _, _, fs in os.walk(os.path.join(queue, q))
+                for f in fs if not f.startswith(".")]
+        assert left == []
+        inst.start()
+        wait_for(lambda: queue_empty(inst), timeout=20, what="an empty queue after the restart")
+        with open(out) as f:
+            assert f.read() == "run\n"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
