@@ -30,13 +30,24 @@ submit_input_free(struct submit_input *in)
 static bool
 emit(struct submit_input *in, str_t *out, int type)
 {
-    rec_put(out, type, str_cstr(&in->cur), str_len(&in->cur));
+    /* SMTP transparency: the first piece of a line loses one leading dot. */
+    if (in->smtp && !in->cont && str_len(&in->cur) > 0 && str_cstr(&in->cur)[0] == '.') {
+        memmove(in->cur.data, in->cur.data + 1, str_len(&in->cur) - 1);
+        str_truncate(&in->cur, str_len(&in->cur) - 1);
+    }
+    if (!in->over)
+        rec_put(out, type, str_cstr(&in->cur), str_len(&in->cur));
     in->size += (long long) str_len(&in->cur) + (type == REC_TYPE_NORM);
     in->cont = (type == REC_TYPE_CONT);
     if (type == REC_TYPE_NORM)
         in->lines++;
     str_reset(&in->cur);
-    return in->size_limit <= 0 || in->size <= in->size_limit;
+    if (in->size_limit <= 0 || in->size <= in->size_limit)
+        return true;
+    if (!in->smtp)
+        return false;
+    in->over = true;                /* read on to the "." line, keep nothing */
+    return true;
 }
 
 /* Append the first n bytes of the current line as an L record, keeping the rest. */
@@ -60,7 +71,7 @@ emit_piece(struct submit_input *in, str_t *out, size_t n)
 static int
 end_line(struct submit_input *in, str_t *out)
 {
-    if (!in->cont && in->lines == 0 && str_len(&in->cur) >= 5
+    if (!in->smtp && !in->cont && in->lines == 0 && str_len(&in->cur) >= 5
         && memcmp(str_cstr(&in->cur), "From ", 5) == 0) {
         str_reset(&in->cur);        /* a mailbox separator, not a header */
         in->lines = -1;             /* only the very first line is looked at */
@@ -68,9 +79,10 @@ end_line(struct submit_input *in, str_t *out)
     }
     if (in->lines < 0)
         in->lines = 0;
-    if (!in->ignore_dots && !in->cont && str_len(&in->cur) == 1 && str_cstr(&in->cur)[0] == '.') {
+    if ((!in->ignore_dots || in->smtp) && !in->cont && str_len(&in->cur) == 1
+        && str_cstr(&in->cur)[0] == '.') {
         in->done = true;
-        return SUBMIT_INPUT_OK;
+        return in->over ? SUBMIT_INPUT_TOOBIG : SUBMIT_INPUT_OK;
     }
     if (!emit(in, out, REC_TYPE_NORM))
         return SUBMIT_INPUT_TOOBIG;
@@ -93,6 +105,8 @@ submit_input_next(struct submit_input *in, stream_t *st, str_t *out)
                 return SUBMIT_INPUT_ERROR;
             }
             in->done = true;
+            if (in->smtp)
+                return SUBMIT_INPUT_EOF;    /* no "." line: the client went away */
             /* A held-back CR at the very end is data: it gets its own piece. */
             if (in->line_limit > 0 && str_len(&in->cur) > in->line_limit
                 && !emit_piece(in, out, in->line_limit))

@@ -10,6 +10,14 @@
  * holding only "." ends the message. The content size counts each line
  * plus one newline, as message_size_limit does.
  *
+ * With in->smtp set after init (sendmail -bs, the DATA of an SMTP
+ * dialogue) the reader follows RFC 5321 instead: only the "." line ends
+ * the message (end of input before it is SUBMIT_INPUT_EOF), a leading dot
+ * is removed from every other line that has one, no "From " line is
+ * dropped, and content over the size limit is read and discarded up to the
+ * "." line, which then gives SUBMIT_INPUT_TOOBIG, so that the dialogue
+ * stays in step.
+ *
  * Trust: the input is the user's own; nothing here grants anything, it is
  * checked again by postdrop and pickup. Ownership: callers own every str_t.
  */
@@ -27,18 +35,21 @@ enum submit_input_status {
     SUBMIT_INPUT_OK = 1,        /* end of the message (EOF or a "." line) */
     SUBMIT_INPUT_TOOBIG = -1,   /* more content than size_limit */
     SUBMIT_INPUT_ERROR = -2,    /* read error; in->err holds errno */
+    SUBMIT_INPUT_EOF = -3,      /* smtp: the input ended before the "." line */
 };
 
 struct submit_input {
     size_t  line_limit;         /* longest record; 0 = no limit */
     long long size_limit;       /* 0 = no limit */
     bool    ignore_dots;
+    bool    smtp;               /* RFC 5321 DATA rules (see above) */
     long long size;             /* content bytes so far */
     long    lines;              /* lines so far */
     int     err;
     /* Private. */
     bool    cont;               /* the current line already gave L pieces */
     bool    done;
+    bool    over;               /* smtp: past the size limit, discarding */
     str_t   cur;
 };
 

@@ -18,13 +18,12 @@
 
 #include "addr.h"
 #include "clock.h"
+#include "esmtp.h"
 #include "log.h"
 #include "mem.h"
 #include "rec_type.h"
 #include "smtpd.h"
 
-#define SMTPD_ENVID_MAX     100     /* RFC 3461: ENVID at most 100 characters */
-#define SMTPD_ORCPT_MAX     500     /* RFC 3461: ORCPT at most 500 characters */
 
 /* A HELO/EHLO argument: one word of printable ASCII. */
 static bool
@@ -189,24 +188,6 @@ cmd_help(struct smtpd_session *s, const char *args)
     return true;
 }
 
-/*
- * Match "FROM:" / "TO:" at the start of args (case-insensitive). Like
- * Postfix without strict_rfc821_envelopes, blanks after the colon are
- * allowed. Returns the text after the colon, or NULL.
- */
-static const char *
-skip_keyword(const char *args, const char *kw)
-{
-    size_t  n = strlen(kw);
-
-    if (strncasecmp(args, kw, n) != 0)
-        return NULL;
-    args += n;
-    while (*args == ' ')
-        args++;
-    return args;
-}
-
 /* True when text holds a byte >= 0x80. */
 static bool
 has_8bit(const char *text)
@@ -215,52 +196,6 @@ has_8bit(const char *text)
         if (*p >= 0x80)
             return true;
     return false;
-}
-
-/*
- * Split the next ESMTP parameter off *rest: "KEY=VALUE" or "KEY". Returns
- * false at the end. key/value are copied into the given buffers (value empty
- * when there is no '=').
- */
-static bool
-next_param(const char **rest, str_t *key, str_t *value, bool *has_value)
-{
-    const char *p = *rest;
-
-    while (*p == ' ')
-        p++;
-    if (*p == 0)
-        return false;
-    size_t  n = strcspn(p, " ");
-    const char *eq = memchr(p, '=', n);
-
-    if (eq) {
-        str_set(key, p, (size_t) (eq - p));
-        str_set(value, eq + 1, n - (size_t) (eq - p) - 1);
-    } else {
-        str_set(key, p, n);
-        str_reset(value);
-    }
-    *has_value = eq != NULL;
-    *rest = p + n;
-    return true;
-}
-
-/* A decimal number without sign or junk; false on overflow. */
-static bool
-parse_size(const char *text, long *out)
-{
-    long    v = 0;
-
-    if (*text == 0 || strlen(text) > 18)
-        return false;
-    for (const char *p = text; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-        v = v * 10 + (*p - '0');
-    }
-    *out = v;
-    return true;
 }
 
 /* 555 for an unknown or malformed MAIL/RCPT parameter, showing only a safe, bounded key. */
@@ -275,21 +210,6 @@ reply_unsupported(struct smtpd_session *s, const str_t *key)
     str_free(shown);
 }
 
-/* xtext-decode text into out; require printable ASCII without '+' or '='. */
-static bool
-decode_xtext(str_t *out, const char *text, size_t max)
-{
-    if (*text == 0 || strlen(text) > max || !addr_xtext_decode(out, text))
-        return false;
-    for (size_t i = 0; i < str_len(out); i++) {
-        unsigned char c = (unsigned char) out->data[i];
-
-        if (c < 0x20 || c > 0x7e)
-            return false;
-    }
-    return true;
-}
-
 /* Parse the MAIL FROM parameters into the session; replies on error. */
 static bool
 mail_params(struct smtpd_session *s, const char *rest)
@@ -297,11 +217,11 @@ mail_params(struct smtpd_session *s, const char *rest)
     str_t  *key = str_new(16), *value = str_new(64);
     bool    has_value, ok = false;
 
-    while (next_param(&rest, key, value, &has_value)) {
+    while (esmtp_next_param(&rest, key, value, &has_value)) {
         const char *k = str_cstr(key), *v = str_cstr(value);
 
         if (strcasecmp(k, "SIZE") == 0 && has_value) {
-            if (!parse_size(v, &s->declared_size)) {
+            if (!esmtp_parse_size(v, &s->declared_size)) {
                 smtpd_reply(s, "501 5.5.4 Bad message size syntax");
                 goto out;
             }
@@ -332,7 +252,7 @@ mail_params(struct smtpd_session *s, const char *rest)
         } else if (strcasecmp(k, "ENVID") == 0 && has_value && s->esmtp) {
             str_t  *dec = str_new(64);
 
-            if (s->dsn_envid || !decode_xtext(dec, v, SMTPD_ENVID_MAX)) {
+            if (s->dsn_envid || !esmtp_decode_xtext(dec, v, ESMTP_ENVID_MAX)) {
                 str_free(dec);
                 smtpd_reply(s, "501 5.5.4 Bad ENVID parameter syntax");
                 goto out;
@@ -365,7 +285,7 @@ cmd_mail(struct smtpd_session *s, const char *args)
         smtpd_reply(s, "503 5.5.1 Error: nested MAIL command");
         return false;
     }
-    if ((path = skip_keyword(args, "FROM:")) == NULL || *path == 0) {
+    if ((path = esmtp_skip_keyword(args, "FROM:")) == NULL || *path == 0) {
         smtpd_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
         return false;
     }
@@ -422,78 +342,22 @@ cmd_mail(struct smtpd_session *s, const char *args)
     return ok;
 }
 
-/* Parse NOTIFY=: NEVER alone, or a list of SUCCESS, FAILURE, DELAY. */
-static bool
-parse_notify(const char *v, int *mask)
-{
-    int     m = 0;
-    const char *p = v;
-
-    while (*p) {
-        size_t  n = strcspn(p, ",");
-
-        if (n == 5 && strncasecmp(p, "NEVER", 5) == 0)
-            m |= DSN_NOTIFY_NEVER;
-        else if (n == 7 && strncasecmp(p, "SUCCESS", 7) == 0)
-            m |= DSN_NOTIFY_SUCCESS;
-        else if (n == 7 && strncasecmp(p, "FAILURE", 7) == 0)
-            m |= DSN_NOTIFY_FAILURE;
-        else if (n == 5 && strncasecmp(p, "DELAY", 5) == 0)
-            m |= DSN_NOTIFY_DELAY;
-        else
-            return false;
-        p += n;
-        if (*p == ',' && *++p == 0)
-            return false;
-    }
-    if (m == 0 || ((m & DSN_NOTIFY_NEVER) && m != DSN_NOTIFY_NEVER))
-        return false;
-    *mask = m;
-    return true;
-}
-
-/* ORCPT=addr-type;xtext -> "addr-type;decoded" */
-static bool
-parse_orcpt(const char *v, char **out)
-{
-    const char *semi = strchr(v, ';');
-
-    if (semi == NULL || semi == v || strlen(v) > SMTPD_ORCPT_MAX)
-        return false;
-    for (const char *p = v; p < semi; p++)
-        if (!isalnum((unsigned char) *p) && *p != '-')
-            return false;
-    str_t  *dec = str_new(64);
-
-    if (!decode_xtext(dec, semi + 1, SMTPD_ORCPT_MAX)) {
-        str_free(dec);
-        return false;
-    }
-    str_t  *o = str_new(64);
-
-    str_append(o, v, (size_t) (semi - v + 1));
-    str_append_str(o, dec);
-    str_free(dec);
-    *out = str_steal(o);
-    return true;
-}
-
 static bool
 rcpt_params(struct smtpd_session *s, const char *rest, struct smtpd_rcpt *r)
 {
     str_t  *key = str_new(16), *value = str_new(64);
     bool    has_value, ok = false;
 
-    while (next_param(&rest, key, value, &has_value)) {
+    while (esmtp_next_param(&rest, key, value, &has_value)) {
         const char *k = str_cstr(key), *v = str_cstr(value);
 
         if (strcasecmp(k, "NOTIFY") == 0 && has_value && s->esmtp) {
-            if (r->notify || !parse_notify(v, &r->notify)) {
+            if (r->notify || !esmtp_parse_notify(v, &r->notify)) {
                 smtpd_reply(s, "501 5.5.4 Error: Bad NOTIFY parameter syntax");
                 goto out;
             }
         } else if (strcasecmp(k, "ORCPT") == 0 && has_value && s->esmtp) {
-            if (r->orcpt || !parse_orcpt(v, &r->orcpt)) {
+            if (r->orcpt || !esmtp_parse_orcpt(v, &r->orcpt)) {
                 smtpd_reply(s, "501 5.5.4 Error: Bad ORCPT parameter syntax");
                 goto out;
             }
@@ -521,7 +385,7 @@ cmd_rcpt(struct smtpd_session *s, const char *args)
         smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
         return false;
     }
-    if ((path = skip_keyword(args, "TO:")) == NULL || *path == 0) {
+    if ((path = esmtp_skip_keyword(args, "TO:")) == NULL || *path == 0) {
         smtpd_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
         return false;
     }

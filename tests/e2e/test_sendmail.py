@@ -264,7 +264,7 @@ def test_dsn_options(started):
     ([], EX_USAGE, "no recipient"),
     (["-N", "sometimes", "bob"], EX_USAGE, "-N"),
     (["-R", "most", "bob"], EX_USAGE, "-R"),
-    (["-bs"], EX_UNAVAILABLE, "not supported"),
+    (["-bs", "bob"], EX_USAGE, "-bs takes its recipients"),
     (["-bv", "bob"], EX_UNAVAILABLE, "not supported"),
     (["-Z", "bob"], EX_USAGE, "unknown option"),
     (["-f", "a\x01b", "bob"], EX_USAGE, "control character"),
@@ -585,3 +585,120 @@ def test_real_cleanup_lands_in_incoming(new_instance):
         return found
     wait_for(incoming, what="a file in incoming/")
     assert maildrop_files(inst) == []
+
+
+# ---- sendmail -bs ---------------------------------------------------------------
+
+def smtp_replies(out):
+    """The reply codes of an SMTP dialogue, one per reply (continuation lines folded)."""
+    return [l[:3] for l in out.decode().split("\r\n") if len(l) >= 4 and l[3] == " "]
+
+
+def maildrop_envelopes(inst):
+    got = []
+    for name in maildrop_files(inst):
+        with open(os.path.join(qdir(inst), "maildrop", name), "rb") as f:
+            recs = parse_records(f.read())
+        got.append((envelope(recs), content_lines(recs)))
+    return sorted(got, key=lambda e: [d for t, d in e[0] if t == "S"])
+
+
+def test_bs_pipelined_dialogue_queues_each_message(started):
+    dialogue = (b"EHLO client.example\r\n"
+                b"MAIL FROM:<alice@example.org> RET=HDRS ENVID=e+2B1 SIZE=100 BODY=8BITMIME\r\n"
+                b"RCPT TO:<bob@example.org> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob+40example.org\r\n"
+                b'RCPT TO:<"john doe"@example.net>\r\n'
+                b"DATA\r\n"
+                b"Subject: one\r\n\r\n..leading dot\r\nplain\n.\r\n"
+                b"MAIL FROM:<>\r\nRCPT TO:<carol@example.com>\r\nDATA\r\nSubject: two\r\n\r\nx\r\n.\r\n"
+                b"QUIT\r\n")
+    r = sendmail(started, "-bs", input=dialogue)
+    assert r.returncode == 0, r.stderr
+    assert smtp_replies(r.stdout) == ["220", "250", "250", "250", "250", "354", "250",
+                                      "250", "250", "354", "250", "221"], r.stdout
+    out = r.stdout.decode()
+    assert "250-PIPELINING" in out and "250-SIZE" in out and "250 DSN" in out
+    assert "250 2.0.0 Ok: queued" in out
+    (env2, body2), (env1, body1) = maildrop_envelopes(started)
+    assert ("S", "alice@example.org") in env1
+    assert ("A", "dsn_envid=e+1") in env1 and ("A", "dsn_ret=2") in env1
+    assert ("A", f"submit_uid={os.getuid()}") in env1
+    rcpts = [d for t, d in env1 if t == "R"]
+    assert rcpts == ["bob@example.org", '"john doe"@example.net']
+    i = env1.index(("R", "bob@example.org"))
+    assert env1[i - 2:i] == [("O", "rfc822;bob@example.org"), ("N", "6")]
+    assert body1 == ["Subject: one", "", ".leading dot", "plain"]
+    assert ("S", "") in env2 and [d for t, d in env2 if t == "R"] == ["carol@example.com"]
+    assert body2 == ["Subject: two", "", "x"]
+
+
+@pytest.mark.parametrize("commands,codes", [
+    (b"RCPT TO:<bob>\r\n", ["503"]),
+    (b"MAIL FROM:<a@b.c>\r\nDATA\r\n", ["250", "503"]),
+    (b"MAIL FROM:<a@b.c>\r\nMAIL FROM:<a@b.c>\r\n", ["250", "503"]),
+    (b"MAIL FROM:a@b.c>\r\n", ["501"]),
+    (b"MAIL FROM:<a@b.c> SIZE=999999999\r\n", ["552"]),
+    (b"MAIL FROM:<a@b.c> FOO=1\r\n", ["555"]),
+    (b"MAIL FROM:<a@b.c>\r\nRCPT TO:<bob> NOTIFY=SOMETIMES\r\n", ["250", "501"]),
+    (b"MAIL FROM:<a@b.c>\r\nRCPT TO:<>\r\n", ["250", "501"]),
+    (b"EHLO\r\nBDAT 10 LAST\r\nSTARTTLS\r\n\r\n", ["501", "502", "502", "500"]),
+    (b"NOOP\r\nRSET\r\nVRFY bob\r\nHELP\r\n" + b"X" * 3000 + b"\r\nNOOP\r\n",
+     ["250", "250", "252", "214", "500", "250"]),
+])
+def test_bs_command_errors(started, commands, codes):
+    r = sendmail(started, "-bs", input=commands + b"QUIT\r\n")
+    assert r.returncode == 0, r.stderr
+    assert smtp_replies(r.stdout) == ["220", *codes, "221"], r.stdout
+    assert maildrop_files(started) == []
+
+
+def test_bs_oversize_message_is_refused_and_dialogue_goes_on(new_instance):
+    inst = new_instance(options=["message_size_limit=1000"])
+    inst.remove_service("pickup")
+    inst.start()
+    big = b"".join(b"line %d " % i + b"y" * 60 + b"\r\n" for i in range(40))
+    r = sendmail(inst, "-bs", input=b"MAIL FROM:<a@b.c>\r\nRCPT TO:<bob>\r\nDATA\r\n" + big +
+                 b".\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<bob>\r\nDATA\r\nsmall\r\n.\r\nQUIT\r\n")
+    assert smtp_replies(r.stdout) == ["220", "250", "250", "354", "552",
+                                      "250", "250", "354", "250", "221"], r.stdout
+    [(env, body)] = maildrop_envelopes(inst)
+    assert body == ["small"]
+
+
+def test_bs_input_ending_inside_data_queues_nothing(started):
+    r = sendmail(started, "-bs", input=b"MAIL FROM:<a@b.c>\r\nRCPT TO:<bob>\r\nDATA\r\nhalf a message\r\n")
+    assert r.returncode == 0, r.stderr
+    assert smtp_replies(r.stdout) == ["220", "250", "250", "354"]
+    assert maildrop_files(started) == []
+
+
+def test_bs_too_many_errors_end_the_dialogue(new_instance):
+    inst = new_instance(options=["smtpd_hard_error_limit=3"])
+    inst.remove_service("pickup")
+    inst.start()
+    r = sendmail(inst, "-bs", input=b"FOO\r\nBAR\r\nBAZ\r\nNOOP\r\n")
+    assert smtp_replies(r.stdout) == ["220", "502", "502", "502", "421"], r.stdout
+
+
+def test_bs_message_is_delivered(instance):
+    """sendmail -bs as a user agent uses it: the message reaches bob's Maildir."""
+    r = sendmail(instance, "-bs", input=b"HELO me\r\nMAIL FROM:<alice@example.org>\r\n"
+                 b"RCPT TO:<bob@localhost>\r\nDATA\r\nSubject: by -bs\r\n\r\nhello\r\n.\r\nQUIT\r\n")
+    assert r.returncode == 0, r.stderr
+    assert smtp_replies(r.stdout) == ["220", "250", "250", "250", "354", "250", "221"]
+    new = os.path.join(instance.dir, "mail", "bob", "new")
+    wait_for(lambda: os.path.isdir(new) and os.listdir(new), timeout=20, what="delivery to bob")
+    with open(os.path.join(new, os.listdir(new)[0]), "rb") as f:
+        text = f.read()
+    assert b"Subject: by -bs" in text and b"Return-Path: <alice@example.org>" in text
+
+
+def test_bs_recipient_limit_and_disabled_vrfy(new_instance):
+    inst = new_instance(options=["smtpd_recipient_limit=2", "disable_vrfy_command=yes"])
+    inst.remove_service("pickup")
+    inst.start()
+    r = sendmail(inst, "-bs", input=b"VRFY bob\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<r1>\r\nRCPT TO:<r2>\r\n"
+                 b"RCPT TO:<r3>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n")
+    assert smtp_replies(r.stdout) == ["220", "502", "250", "250", "250", "452", "354", "250", "221"], r.stdout
+    [(env, _)] = maildrop_envelopes(inst)
+    assert [d for t, d in env if t == "R"] == ["r1", "r2"]

@@ -54,7 +54,7 @@ check_records(enum maildrop_origin origin, const uint8_t *data, size_t size)
 }
 
 static void
-check_reader(const uint8_t *data, size_t size, bool ignore_dots)
+check_reader(const uint8_t *data, size_t size, bool ignore_dots, bool smtp)
 {
     int     fd = memfd_create("fuzz", 0);
     str_t  *out = str_new(0);
@@ -72,7 +72,8 @@ check_reader(const uint8_t *data, size_t size, bool ignore_dots)
     lseek(fd, 0, SEEK_SET);
     stream_t *st = stream_open(fd);
 
-    submit_input_init(&in, 16, 0, ignore_dots);
+    submit_input_init(&in, 16, smtp ? 64 : 0, ignore_dots);
+    in.smtp = smtp;
     rec_put_str(all, 'T', "1");
     rec_put_str(all, 'S', "a");
     rec_put_str(all, 'R', "b");
@@ -111,6 +112,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_records(MAILDROP_FROM_USER, data, size);
     check_records(MAILDROP_FROM_FILE, data, size);
-    check_reader(data, size, size > 0 && (data[0] & 1));
+    check_reader(data, size, size > 0 && (data[0] & 1), size > 0 && (data[0] & 2));
     return 0;
 }

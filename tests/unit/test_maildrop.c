@@ -188,9 +188,26 @@ TEST(config_dir_lists)
 }
 
 /* Run submit_input over text; returns the status and the records in out. */
+static int read_input(const char *text, size_t len, size_t line_limit, long long size_limit,
+                      bool ignore_dots, bool smtp, str_t *out);
+
 static int
 read_message(const char *text, size_t len, size_t line_limit, long long size_limit, bool ignore_dots,
              str_t *out)
+{
+    return read_input(text, len, line_limit, size_limit, ignore_dots, false, out);
+}
+
+/* The same in SMTP mode (sendmail -bs DATA). */
+static int
+read_smtp(const char *text, size_t len, size_t line_limit, long long size_limit, str_t *out)
+{
+    return read_input(text, len, line_limit, size_limit, false, true, out);
+}
+
+static int
+read_input(const char *text, size_t len, size_t line_limit, long long size_limit, bool ignore_dots,
+           bool smtp, str_t *out)
 {
     int     p[2];
     struct submit_input in;
@@ -202,6 +219,7 @@ read_message(const char *text, size_t len, size_t line_limit, long long size_lim
     stream_t *st = stream_open(p[0]);
 
     submit_input_init(&in, line_limit, size_limit, ignore_dots);
+    in.smtp = smtp;
     str_reset(out);
     while ((rc = submit_input_next(&in, st, out)) == SUBMIT_INPUT_MORE)
         ;
@@ -262,6 +280,30 @@ TEST(message_reader)
     /* Size: "abc\n" + "de\n" = 7 bytes. */
     CHECK_INTEQ(read_message(MSG("abc\nde\n"), 100, 7, false, out), SUBMIT_INPUT_OK);
     CHECK_INTEQ(read_message(MSG("abc\nde\n"), 100, 6, false, out), SUBMIT_INPUT_TOOBIG);
+#undef MSG
+    str_free(out);
+}
+
+TEST(message_reader_smtp)
+{
+    str_t  *out = str_new(0);
+
+#define MSG(s) s, sizeof(s) - 1
+    /* Only "." ends it; leading dots are removed; a "From " line is data. */
+    CHECK_INTEQ(read_smtp(MSG("From x\r\n..a\r\n.\r\nafter\r\n"), 100, 0, out), SUBMIT_INPUT_OK);
+    CHECK_STREQ(show(out), "NFrom x|N.a");
+    CHECK_INTEQ(read_smtp(MSG(".\n"), 100, 0, out), SUBMIT_INPUT_OK);
+    CHECK_STREQ(show(out), "");
+    /* The dot of a long line's first piece goes; a later piece keeps its dot. */
+    CHECK_INTEQ(read_smtp(MSG(".abcdef.gh\n.\n"), 4, 0, out), SUBMIT_INPUT_OK);
+    CHECK_STREQ(show(out), "Labc|Ldef.|Ngh");
+    /* The input ends before the "." line: nothing is complete. */
+    CHECK_INTEQ(read_smtp(MSG("a\r\nb"), 100, 0, out), SUBMIT_INPUT_EOF);
+    CHECK_INTEQ(read_smtp(MSG(""), 100, 0, out), SUBMIT_INPUT_EOF);
+    /* Over the limit: read to the "." line, keep nothing after the line that crossed it. */
+    CHECK_INTEQ(read_smtp(MSG("abc\nde\n.\n"), 100, 7, out), SUBMIT_INPUT_OK);
+    CHECK_INTEQ(read_smtp(MSG("abc\nde\nfgh\nij\n.\nrest\n"), 100, 6, out), SUBMIT_INPUT_TOOBIG);
+    CHECK_STREQ(show(out), "Nabc|Nde");
 #undef MSG
     str_free(out);
 }

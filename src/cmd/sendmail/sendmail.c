@@ -5,7 +5,8 @@
  *
  * Reads a message on standard input, turns it into submission records
  * (maildrop.h) and pipes them to postdrop ($command_directory/postdrop),
- * which stores them in maildrop/. Exits 0 once postdrop has: the message
+ * which stores them in maildrop/. With -bs it holds an SMTP dialogue on
+ * standard input and output instead (sendmail_smtp.c). Exits 0 once postdrop has: the message
  * is then safely queued. Errors exit with a sysexits(3) status and a
  * message on standard error. Called as "mailq" it runs "postern queue -p";
  * as "newaliases" it rebuilds $alias_database.
@@ -40,6 +41,7 @@
 #include "str.h"
 #include "stream.h"
 #include "submit.h"
+#include "sendmail.h"
 
 static const char *progname = "sendmail";
 
@@ -63,6 +65,7 @@ enum mode {
     MODE_MAILQ,             /* -bp, mailq */
     MODE_NEWALIASES,        /* -bi, -I, newaliases */
     MODE_FLUSH,             /* -q */
+    MODE_SMTP,              /* -bs: an SMTP dialogue on standard input and output */
 };
 
 struct options {
@@ -155,7 +158,7 @@ parse_args(int argc, char **argv, struct options *o)
             else if (strcmp(optarg, "i") == 0)
                 o->mode = MODE_NEWALIASES;
             else if (strcmp(optarg, "s") == 0)
-                die(EX_UNAVAILABLE, "-bs (SMTP on standard input) is not supported yet");
+                o->mode = MODE_SMTP;
             else if (strcmp(optarg, "v") == 0)
                 die(EX_UNAVAILABLE, "-bv (address verification report) is not supported yet");
             else
@@ -279,6 +282,39 @@ start_postdrop(config_t *cfg, const char *config_dir, bool explicit_dir, int *to
 }
 
 int
+sendmail_post(const struct sendmail_ctx *c, str_t *records, stream_t *src,
+              struct submit_input *in, int *status)
+{
+    int     fd;
+    pid_t   pid = start_postdrop(c->cfg, c->config_dir, c->explicit_dir, &fd);
+    stream_t *out = stream_open(fd);
+    int     rc = stream_write(out, str_cstr(records), str_len(records));
+    int     read_status;
+
+    /* Read to the end even when postdrop failed: an SMTP dialogue must stay in step. */
+    do {
+        str_reset(records);
+        read_status = submit_input_next(in, src, records);
+        if (str_len(records) > 0 && rc == STREAM_OK)
+            rc = stream_write(out, str_cstr(records), str_len(records));
+    } while (read_status == SUBMIT_INPUT_MORE && (rc == STREAM_OK || in->smtp));
+    if (rc == STREAM_OK && read_status == SUBMIT_INPUT_OK) {
+        str_reset(records);
+        rec_put(records, REC_TYPE_XTRA, "", 0);
+        rec_put(records, REC_TYPE_END, "", 0);
+        rc = stream_write(out, str_cstr(records), str_len(records));
+        if (rc == STREAM_OK)
+            rc = stream_flush(out);
+    }
+    /* Without an end record postdrop removes what it wrote. */
+    (void) stream_close(out);
+    *status = run_wait(pid, "postdrop");
+    if (*status == EX_OK && rc != STREAM_OK)
+        *status = EX_TEMPFAIL;      /* cannot happen: postdrop needs the end record */
+    return read_status;
+}
+
+int
 main(int argc, char **argv)
 {
     struct options o = {.mode = MODE_DELIVER};
@@ -289,9 +325,7 @@ main(int argc, char **argv)
     diag_list_t diags;
     str_t  *path = str_new(0);
     str_t  *records = str_new(0);
-    struct submit_input in;
-    int     first_rcpt, fd, status;
-    pid_t   pid;
+    int     first_rcpt;
 
     log_init("sendmail");
     log_set_stderr(true, false);
@@ -340,7 +374,15 @@ main(int argc, char **argv)
     case MODE_NEWALIASES:
         return run_newaliases(cfg);
     case MODE_DELIVER:
+    case MODE_SMTP:
         break;
+    }
+    struct sendmail_ctx post = {.cfg = cfg, .config_dir = config_dir, .explicit_dir = explicit_dir};
+
+    if (o.mode == MODE_SMTP) {
+        if (first_rcpt < argc || o.extract)
+            die(EX_USAGE, "-bs takes its recipients from the SMTP dialogue, not from -t or arguments");
+        return sendmail_smtp(&post);
     }
 
     /* The envelope. */
@@ -387,36 +429,15 @@ main(int argc, char **argv)
         maildrop_check_free(&mc);
     }
 
-    pid = start_postdrop(cfg, config_dir, explicit_dir, &fd);
-    stream_t *out = stream_open(fd);
     stream_t *stdin_st = stream_open(STDIN_FILENO);
+    struct submit_input in;
+    int     status, read_status;
 
     submit_input_init(&in, (size_t) config_int(cfg, "line_length_limit"),
-                        config_int(cfg, "message_size_limit"), o.ignore_dots);
-    int     rc = stream_write(out, str_cstr(records), str_len(records));
-    int     read_status = SUBMIT_INPUT_OK;
-
-    while (rc == STREAM_OK) {
-        str_reset(records);
-        read_status = submit_input_next(&in, stdin_st, records);
-        if (str_len(records) > 0)
-            rc = stream_write(out, str_cstr(records), str_len(records));
-        if (read_status != SUBMIT_INPUT_MORE)
-            break;
-    }
-    if (rc == STREAM_OK && read_status == SUBMIT_INPUT_OK) {
-        str_reset(records);
-        rec_put(records, REC_TYPE_XTRA, "", 0);
-        rec_put(records, REC_TYPE_END, "", 0);
-        rc = stream_write(out, str_cstr(records), str_len(records));
-        if (rc == STREAM_OK)
-            rc = stream_flush(out);
-    }
-    /* Without an end record postdrop removes what it wrote. */
-    (void) stream_close(out);
-    stream_abandon(stdin_st);
+                      config_int(cfg, "message_size_limit"), o.ignore_dots);
+    read_status = sendmail_post(&post, records, stdin_st, &in, &status);
     submit_input_free(&in);
-    status = run_wait(pid, "postdrop");
+    stream_abandon(stdin_st);
     if (read_status == SUBMIT_INPUT_TOOBIG)
         die(EX_DATAERR, "message too large: more than message_size_limit (%ld bytes)",
             config_int(cfg, "message_size_limit"));
@@ -427,8 +448,6 @@ main(int argc, char **argv)
             status = EX_TEMPFAIL;
         die(status, "postdrop failed: the message was not queued");
     }
-    if (rc != STREAM_OK)
-        die(EX_TEMPFAIL, "write to postdrop failed: the message was not queued");
     config_free(cfg);
     str_free(path);
     str_free(records);
