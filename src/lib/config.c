@@ -59,6 +59,7 @@ struct config_var {
     size_t  memo_len;
     long    num;                /* the memo as checked by config_int/bool/time */
     bool    num_valid;
+    int     num_type;           /* enum param_type of the check that set num */
 };
 
 struct entry_list {
@@ -902,9 +903,10 @@ config_str(config_t *cfg, const char *name)
     struct config_var *v;
     str_t  *val, *err;
 
-    (void) must_lookup(name, "config_str");
+    /* Memoised: the name was checked against the table when the memo was made. */
     if ((v = var_find(cfg, name, len)) != NULL && v->memo)
         return v->memo;
+    (void) must_lookup(name, "config_str");
     val = str_new(0);
     err = str_new(0);
     if (!expand_name(cfg, name, len, val, err)) {
@@ -927,17 +929,23 @@ config_str(config_t *cfg, const char *name)
 static long
 typed_value(config_t *cfg, const char *name, const char *caller, enum param_type t1, enum param_type t2)
 {
-    const struct param_def *def = must_lookup(name, caller);
+    const struct param_def *def;
     const char *value;
     struct config_var *v;
     str_t  *why;
     long    n = 0;
 
+    /*
+     * Daemons ask for limits per line and per session: the checked number
+     * is memoised too, with the type it was checked as, so that the table
+     * is searched only the first time.
+     */
+    if ((v = var_find(cfg, name, strlen(name))) != NULL && v->memo && v->num_valid
+        && ((int) t1 == v->num_type || (int) t2 == v->num_type))
+        return v->num;
+    def = must_lookup(name, caller);
     if (def->type != t1 && def->type != t2)
         log_panic("%s: parameter %s has another type", caller, name);
-    /* Daemons ask for limits per line: the checked number is memoised too. */
-    if ((v = var_find(cfg, name, strlen(name))) != NULL && v->memo && v->num_valid)
-        return v->num;
     value = config_str(cfg, name);
     why = str_new(0);
     if (!param_check_value(def, value, &n, why))
@@ -946,6 +954,7 @@ typed_value(config_t *cfg, const char *name, const char *caller, enum param_type
     if ((v = var_find(cfg, name, strlen(name))) != NULL && v->memo) {
         v->num = n;
         v->num_valid = true;
+        v->num_type = (int) def->type;
     }
     return n;
 }
