@@ -18,7 +18,7 @@
 #include "ipc.h"
 #include "log.h"
 
-static void
+void
 ipc_path(str_t *out, const char *qdir, const char *class, const char *service)
 {
     if (qdir)

@@ -12,6 +12,9 @@
 #include "str.h"
 #include "stream.h"
 
+/* The path of qdir/class/service (class/service when qdir is NULL). */
+void    ipc_path(str_t *out, const char *qdir, const char *class, const char *service);
+
 /*
  * Connect to the UNIX-domain stream socket qdir/class/service, give the
  * stream a timeout of timeout_s seconds per operation, and check the

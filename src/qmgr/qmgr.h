@@ -57,6 +57,8 @@ struct qmgr_message {
     bool    defer_log;          /* this pass wrote to defer/ID */
     bool    dirty;              /* done marks not yet synced */
     bool    first_pass;         /* came from incoming/: no older logs exist */
+    bool    finishing;          /* qmgr_defer_finish() has it: no recipient is waiting */
+    int     finish_step;        /* qmgr_defer.c: notices sent at the end of a pass */
     struct qmgr_message *next, *prev;
 };
 
@@ -124,6 +126,7 @@ struct qmgr_state {
     bool    scan_incoming, scan_deferred, flush_deferred;
     int64_t next_deferred_scan_ms;
     bool    stopping;           /* SIGTERM: no new requests, exit when the sent ones end */
+    size_t  bounce_calls;       /* requests to the bounce service under way */
     int64_t stop_deadline_ms;   /* exit then even without their replies */
 };
 
@@ -163,6 +166,7 @@ void    qmgr_deliver_tick(void);
 void    qmgr_deliver_pool_drop(struct qmgr_transport *tr);    /* close its kept connections */
 size_t  qmgr_deliver_count(void);
 void    qmgr_deliver_stop(void);    /* at SIGTERM: drop what was not sent */
+void    qmgr_stop_if_idle(void);    /* during a stop: exit when no request is under way */
 
 /* qmgr_defer.c */
 #define QMGR_LOG_BOUNCE "bounce"
@@ -172,7 +176,6 @@ int     qmgr_log_append(const char *log, struct qmgr_message *msg, size_t i, con
                         const char *dsn, const char *reason, const char *relay, bool sync);
 bool    qmgr_log_exists(const char *log, const char *id);
 void    qmgr_log_remove(const char *log, const char *id);
-int     qmgr_bounce_request(const char *request, struct qmgr_message *msg, str_t *why);
 void    qmgr_defer_finish(struct qmgr_message *msg);
 bool    qmgr_defer_expired(const struct qmgr_message *msg);
 

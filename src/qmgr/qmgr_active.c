@@ -224,8 +224,8 @@ qmgr_active_result(struct qmgr_message *msg, size_t i, const char *result,
 
 /*
  * qmgr_active_check - when no recipient of msg is waiting any more, hand
- * the message to qmgr_defer_finish(), which frees it. The caller must not
- * use msg afterwards.
+ * the message to qmgr_defer_finish(), which frees it (perhaps later, from
+ * the loop). The caller must not use msg afterwards.
  */
 void
 qmgr_active_check(struct qmgr_message *msg)

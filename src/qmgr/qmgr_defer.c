@@ -24,6 +24,10 @@
  * handed to the bounce service stays queued in deferred/, and the request
  * is repeated at its next attempt; the message file is removed only after
  * the service accepted it.
+ *
+ * Requests to the bounce service do not block the loop (ipc_call.h): while
+ * one is under way, deliveries of other mail go on, and the message waits
+ * in memory (counted against qmgr_message_active_limit) for the reply.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,11 +40,12 @@
 #include "bounce_log.h"
 #include "bounce_proto.h"
 #include "clock.h"
-#include "ipc.h"
+#include "ipc_call.h"
 #include "log.h"
 #include "mem.h"
 #include "qmgr.h"
 #include "queue.h"
+#include "server.h"
 
 #define QMGR_WARNED_BIT     S_IXUSR     /* delay warning sent */
 #define BOUNCE_TIMEOUT_S    60          /* one bounce service request */
@@ -105,56 +110,78 @@ qmgr_log_remove(const char *log, const char *id)
     str_free(path);
 }
 
-/*
- * qmgr_bounce_request - one request to the bounce service about msg (in
- * active/). Returns 0 when the service accepted it, -1 with why.
- */
-int
-qmgr_bounce_request(const char *request, struct qmgr_message *msg, str_t *why)
+/* What a bounce request says about msg (in active/). */
+static attr_list_t *
+bounce_request(const char *request, const struct qmgr_message *msg)
 {
-    stream_t *st = ipc_connect(NULL, "private", BOUNCE_SERVICE, BOUNCE_PROTOCOL,
-                               BOUNCE_TIMEOUT_S, why);
-    attr_list_t *al;
+    attr_list_t *al = attr_list_new();
     const char *v;
-    long long status = -1;
-    int     rc = -1;
+    long    ret = 0;
 
-    if (st == NULL)
-        return -1;
-    al = attr_list_new();
     attr_put_str(al, "request", request);
     attr_put_str(al, "queue_name", QUEUE_ACTIVE);
     attr_put_str(al, "queue_id", msg->id);
     attr_put_str(al, "sender", msg->qf.sender);
     attr_put_str(al, "dsn_envid", (v = qfile_attr(&msg->qf, "dsn_envid")) ? v : "");
-    {
-        long    ret = 0;
+    if ((v = qfile_attr(&msg->qf, "dsn_ret")) != NULL && cstr_parse_long(v, &ret) != 0)
+        ret = 0;
+    attr_put_int(al, "dsn_ret", ret);
+    return al;
+}
 
-        if ((v = qfile_attr(&msg->qf, "dsn_ret")) != NULL && cstr_parse_long(v, &ret) != 0)
-            ret = 0;
-        attr_put_int(al, "dsn_ret", ret);
+/*
+ * The bounce service's verdict on a reply (NULL: the call failed with
+ * why): true when it accepted the request, else false with the reason in
+ * out.
+ */
+static bool
+bounce_accepted(attr_list_t *reply, const char *why, str_t *out)
+{
+    long long status = -1;
+    const char *reason = NULL;
+
+    if (reply == NULL) {
+        str_set_cstr(out, why);
+        return false;
     }
-    if (attr_write(st, al) != ATTR_OK) {
-        str_printf(why, "bounce service: write: %s", stream_strstatus(stream_status(st)));
-    } else if (attr_read(st, NULL, al, why) != ATTR_OK) {
-        if (str_len(why) == 0)
-            str_set_cstr(why, "bounce service: no reply");
-    } else if (attr_get_int(al, "status", -1000000, 1000000, &status) != ATTR_OK) {
-        str_set_cstr(why, "bounce service: malformed reply");
-    } else if (status != 0) {
-        const char *reason = NULL;
-
-        (void) attr_get_str(al, "reason", &reason);
-        str_printf(why, "bounce service: %s", reason ? reason : "request failed");
-    } else {
-        const char *nid = NULL;
-
-        (void) attr_get_str(al, "queue_id", &nid);     /* the bounce service logs it */
-        rc = 0;
+    if (attr_get_int(reply, "status", -1000000, 1000000, &status) != ATTR_OK) {
+        str_set_cstr(out, "bounce service: malformed reply");
+        return false;
     }
+    if (status != 0) {
+        (void) attr_get_str(reply, "reason", &reason);
+        str_printf(out, "bounce service: %s", reason ? reason : "request failed");
+        return false;
+    }
+    return true;                    /* the bounce service logs the notice's queue id */
+}
+
+/*
+ * Send request about msg to the bounce service without blocking the loop:
+ * done(msg, reply, why) follows from the loop, or at once with reply NULL
+ * when the service cannot be reached. msg stays in memory (and counts
+ * against the active limit) until then.
+ */
+static void
+bounce_call(const char *request, struct qmgr_message *msg, ipc_call_fn done)
+{
+    attr_list_t *al = bounce_request(request, msg);
+    str_t  *why = str_new(0);
+
+    qmgr.bounce_calls++;
+    if (ipc_call_start(server_loop(), "private", BOUNCE_SERVICE, BOUNCE_PROTOCOL, al,
+                       BOUNCE_TIMEOUT_S, done, msg, why) == NULL)
+        done(msg, NULL, str_cstr(why));
     attr_list_free(al);
-    stream_close(st);
-    return rc;
+    str_free(why);
+}
+
+/* The first thing each bounce_call() callback does. */
+static void
+bounce_call_over(void)
+{
+    qmgr.bounce_calls--;
+    qmgr_stop_if_idle();
 }
 
 /*
@@ -223,39 +250,15 @@ backoff(const struct qmgr_message *msg)
     return age;
 }
 
-/* Delay warning, once. fd is the open queue file. */
+/* Set msg's next attempt time, move it to deferred/, and free it. */
 static void
-maybe_warn(struct qmgr_message *msg, int fd)
-{
-    struct stat sb;
-    str_t  *why;
-
-    if (qmgr.warn_time <= 0 || *msg->qf.sender == 0
-        || clock_now() - msg->qf.arrival_sec < qmgr.warn_time)
-        return;
-    if (fstat(fd, &sb) != 0 || (sb.st_mode & QMGR_WARNED_BIT))
-        return;
-    if (!qmgr_log_exists(QMGR_LOG_DEFER, msg->id))
-        return;
-    why = str_new(0);
-    if (qmgr_bounce_request(BOUNCE_REQ_WARN, msg, why) != 0)
-        log_warn("%s: delay warning not sent: %s; trying again later", msg->id, str_cstr(why));
-    else if (fchmod(fd, (sb.st_mode & 07777) | QMGR_WARNED_BIT) != 0)
-        log_warn_errno("%s: fchmod (delay warning sent)", msg->id);
-    str_free(why);
-}
-
-/* Park msg in deferred/ until its next attempt time, and free it. */
-static void
-to_deferred(struct qmgr_message *msg, bool warn)
+park(struct qmgr_message *msg)
 {
     int     fd = qmgr_active_open(msg);
 
     if (fd >= 0) {
         struct timespec ts[2];
 
-        if (warn)
-            maybe_warn(msg, fd);
         ts[0].tv_sec = clock_now();
         ts[0].tv_nsec = 0;
         ts[1].tv_sec = clock_now() + backoff(msg);
@@ -269,18 +272,136 @@ to_deferred(struct qmgr_message *msg, bool warn)
     qmgr_active_free(msg);
 }
 
+/* The bounce service answered the delay warning request: remember it, then park. */
+static void
+warn_done(void *ctx, attr_list_t *reply, const char *why)
+{
+    struct qmgr_message *msg = ctx;
+    str_t  *reason = str_new(0);
+    struct stat sb;
+    int     fd;
+
+    bounce_call_over();
+    if (!bounce_accepted(reply, why, reason)) {
+        log_warn("%s: delay warning not sent: %s; trying again later", msg->id, str_cstr(reason));
+    } else if ((fd = qmgr_active_open(msg)) >= 0) {
+        if (fstat(fd, &sb) != 0 || fchmod(fd, (sb.st_mode & 07777) | QMGR_WARNED_BIT) != 0)
+            log_warn_errno("%s: fchmod (delay warning sent)", msg->id);
+        (void) close(fd);
+    }
+    str_free(reason);
+    park(msg);
+}
+
+/* Is a delay warning due for msg (at most once per message)? */
+static bool
+warning_due(struct qmgr_message *msg)
+{
+    struct stat sb;
+    int     fd;
+    bool    due;
+
+    if (qmgr.warn_time <= 0 || *msg->qf.sender == 0
+        || clock_now() - msg->qf.arrival_sec < qmgr.warn_time)
+        return false;
+    if ((fd = qmgr_active_open(msg)) < 0)
+        return false;
+    due = fstat(fd, &sb) == 0 && !(sb.st_mode & QMGR_WARNED_BIT);
+    (void) close(fd);
+    return due && qmgr_log_exists(QMGR_LOG_DEFER, msg->id);
+}
+
+/* Park msg in deferred/ until its next attempt, after a delay warning when one is due. */
+static void
+to_deferred(struct qmgr_message *msg, bool warn)
+{
+    if (warn && warning_due(msg))
+        bounce_call(BOUNCE_REQ_WARN, msg, warn_done);
+    else
+        park(msg);
+}
+
+/*
+ * The end of a message whose recipients are all done, in steps: the
+ * non-delivery notice (bounce/ID), the delivery status notice (trace/ID),
+ * each handed to the bounce service when there is a log, then removal.
+ * msg->finish_step says where it is; a failed request parks the message
+ * in deferred/, to be tried again at its next attempt.
+ */
+enum {
+    FINISH_BOUNCE,
+    FINISH_TRACE,
+    FINISH_REMOVE,
+};
+
+static void finish_next(struct qmgr_message *msg);
+
+static void
+finish_done(void *ctx, attr_list_t *reply, const char *why)
+{
+    struct qmgr_message *msg = ctx;
+    str_t  *reason = str_new(0);
+
+    bounce_call_over();
+    if (!bounce_accepted(reply, why, reason)) {
+        log_warn("%s: %s notice not sent: %s; trying again later", msg->id,
+                 msg->finish_step == FINISH_BOUNCE ? "non-delivery" : "delivery status",
+                 str_cstr(reason));
+        str_free(reason);
+        to_deferred(msg, false);
+        return;
+    }
+    str_free(reason);
+    msg->finish_step++;
+    finish_next(msg);
+}
+
+static void
+finish_next(struct qmgr_message *msg)
+{
+    str_t  *path;
+
+    if (msg->finish_step == FINISH_BOUNCE) {
+        if (msg->bounce_log || (!msg->first_pass && qmgr_log_exists(QMGR_LOG_BOUNCE, msg->id))) {
+            bounce_call(BOUNCE_REQ_FLUSH, msg, finish_done);
+            return;
+        }
+        msg->finish_step = FINISH_TRACE;
+    }
+    if (msg->finish_step == FINISH_TRACE) {
+        if (msg->trace_log || (!msg->first_pass && qmgr_log_exists(QMGR_LOG_TRACE, msg->id))) {
+            bounce_call(BOUNCE_REQ_TRACE, msg, finish_done);
+            return;
+        }
+        msg->finish_step = FINISH_REMOVE;
+    }
+    if (!msg->first_pass || msg->defer_log)
+        qmgr_log_remove(QMGR_LOG_DEFER, msg->id);
+    path = str_new(0);
+    queue_path(path, QUEUE_ACTIVE, msg->id);
+    /* Kept as a spare file for cleanup's next message when there is room (queue.h). */
+    if (queue_spare_put(str_cstr(path)) != 0)
+        log_warn_errno("%s: remove %s", msg->id, str_cstr(path));
+    else
+        log_info("%s: removed", msg->id);
+    str_free(path);
+    qmgr_active_free(msg);
+}
+
 /*
  * qmgr_defer_finish - the pass over msg is over (no recipient waits). Frees
- * msg: the file is removed when every recipient is done and every notice
- * was handed to the bounce service; otherwise it goes to deferred/.
+ * msg, at once or when the bounce service has answered: the file is removed
+ * when every recipient is done and every notice was handed to the bounce
+ * service; otherwise it goes to deferred/.
  */
 void
 qmgr_defer_finish(struct qmgr_message *msg)
 {
     size_t  deferred;
-    str_t  *why;
-    str_t  *path;
 
+    if (msg->finishing)
+        return;                     /* already on its way out (a bounce request is under way) */
+    msg->finishing = true;
     qmgr_active_sync(msg);
     deferred = qmgr_active_count(msg, QMGR_R_DEFERRED);
     if (deferred > 0 && qmgr_defer_expired(msg)) {
@@ -293,34 +414,6 @@ qmgr_defer_finish(struct qmgr_message *msg)
     }
 
     /* Every recipient is done: notices first, then removal. */
-    why = str_new(0);
-    if ((msg->bounce_log || (!msg->first_pass && qmgr_log_exists(QMGR_LOG_BOUNCE, msg->id)))
-        && qmgr_bounce_request(BOUNCE_REQ_FLUSH, msg, why) != 0) {
-        log_warn("%s: non-delivery notice not sent: %s; trying again later", msg->id,
-                 str_cstr(why));
-        str_free(why);
-        to_deferred(msg, false);
-        return;
-    }
-    str_reset(why);
-    if ((msg->trace_log || (!msg->first_pass && qmgr_log_exists(QMGR_LOG_TRACE, msg->id)))
-        && qmgr_bounce_request(BOUNCE_REQ_TRACE, msg, why) != 0) {
-        log_warn("%s: delivery status notice not sent: %s; trying again later", msg->id,
-                 str_cstr(why));
-        str_free(why);
-        to_deferred(msg, false);
-        return;
-    }
-    str_free(why);
-    if (!msg->first_pass || msg->defer_log)
-        qmgr_log_remove(QMGR_LOG_DEFER, msg->id);
-    path = str_new(0);
-    queue_path(path, QUEUE_ACTIVE, msg->id);
-    /* Kept as a spare file for cleanup's next message when there is room (queue.h). */
-    if (queue_spare_put(str_cstr(path)) != 0)
-        log_warn_errno("%s: remove %s", msg->id, str_cstr(path));
-    else
-        log_info("%s: removed", msg->id);
-    str_free(path);
-    qmgr_active_free(msg);
+    msg->finish_step = FINISH_BOUNCE;
+    finish_next(msg);
 }

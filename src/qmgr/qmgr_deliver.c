@@ -208,8 +208,7 @@ job_unlink_free(struct qmgr_job *job)
     if (job->next)
         job->next->prev = job->prev;
     njobs--;
-    if (qmgr.stopping && njobs == 0)
-        server_request_exit();      /* the last reply of a stop is in */
+    qmgr_stop_if_idle();            /* the last reply of a stop may be in */
     if (job->fd >= 0) {
         event_fd_del(server_loop(), job->fd);
         (void) close(job->fd);
@@ -544,8 +543,7 @@ qmgr_deliver_stop(void)
             job_unlink_free(job);
         }
     }
-    if (njobs == 0)
-        server_request_exit();
+    qmgr_stop_if_idle();
 }
 
 /*

@@ -45,8 +45,8 @@ tick(void *ctx)
 
     if (qmgr.stopping) {
         if (now >= qmgr.stop_deadline_ms) {
-            log_info("stop: %zu delivery request(s) without a reply; their mail stays in active/",
-                     qmgr_deliver_count());
+            log_info("stop: %zu request(s) without a reply; their mail stays in active/",
+                     qmgr_deliver_count() + qmgr.bounce_calls);
             server_request_exit();
         }
         event_timer_add(server_loop(), QMGR_TICK_MS, tick, NULL);
@@ -102,9 +102,17 @@ qmgr_trigger(const char *buf, size_t len, config_t *cfg)
     qmgr_sched_run();
 }
 
+void
+qmgr_stop_if_idle(void)
+{
+    if (qmgr.stopping && qmgr_deliver_count() == 0 && qmgr.bounce_calls == 0)
+        server_request_exit();
+}
+
 /*
  * SIGTERM: start nothing new and wait (QMGR_STOP_WAIT_MS at most) for the
- * replies to the requests already sent: the agents finish those before they
+ * replies to the requests already sent (to the agents and to the bounce
+ * service): the agents finish those before they
  * exit, so what was delivered is marked done and is not delivered again
  * after the restart, and nothing is deferred only because of the stop.
  */

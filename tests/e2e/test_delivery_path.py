@@ -8,10 +8,12 @@ import re
 import shutil
 import signal
 import smtplib
+import socket
 import tempfile
 import threading
 
 from conftest import wait_for
+import postern_attr
 
 SEQ = re.compile(rb"^X-Seq: (\d+)\r?$", re.M)
 
@@ -211,3 +213,73 @@ def test_stop_lets_a_delivery_under_way_finish(new_instance):
             assert f.read() == "run\n"
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+class HeldBounce:
+    """A bounce service on private/bounce that holds each request until
+    release() (then answers it, and later ones at once, with status 0)."""
+
+    def __init__(self, inst):
+        self.path = os.path.join(inst.dir, "queue", "private", "bounce")
+        self.requests, self.released = [], threading.Event()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        self.sock.bind(self.path)
+        os.chmod(self.path, 0o666)      # qmgr runs as mail_owner
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(30)
+                try:
+                    conn.sendall(postern_attr.encode([("protocol", "bounce")]))
+                    self.requests.append(postern_attr.Reader(conn).read())
+                    self.released.wait(60)
+                    conn.sendall(postern_attr.encode([("status", 0), ("queue_id", "")]))
+                except (OSError, EOFError):
+                    pass
+
+    def close(self):
+        self.released.set()
+        self.stop = True
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+def test_slow_bounce_service_does_not_hold_up_deliveries(new_instance):
+    """qmgr waits for the bounce service without blocking its loop: while a
+    non-delivery notice request is unanswered, other mail is delivered; the
+    bounced message is removed only after the service took the request."""
+    inst = new_instance(options=["default_transport=error"])
+    inst.remove_service("bounce")
+    inst.start()
+    fake = HeldBounce(inst)
+    try:
+        with inst.smtp() as c:
+            assert c.sendmail("alice@example.org", ["someone@example.net"], message(1)) == {}
+        wait_for(lambda: fake.requests, timeout=20, what="the bounce request")
+        assert fake.requests[0]["request"] == "flush"
+        qid = fake.requests[0]["queue_id"]
+        with inst.smtp() as c:
+            assert c.sendmail("alice@example.org", ["bob@localhost"], message(2)) == {}
+        wait_for(lambda: maildir_seqs(inst, "bob") == [2], timeout=20,
+                 what="delivery while the bounce request is held")
+        assert os.path.exists(os.path.join(inst.dir, "queue", "active", qid))
+        fake.released.set()
+        wait_for(lambda: queue_empty(inst), timeout=20, what="the bounced message to go")
+        inst.wait_log(rf"qmgr\[\d+\]: {qid}: removed")
+        assert not re.search(r"qmgr\[\d+\]: warning:", inst.log())
+    finally:
+        fake.close()
